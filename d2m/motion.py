@@ -53,6 +53,8 @@ FIT_TIME_CONSTANT_S = 2.5
 FIT_SPAN_S = 6.0
 #: A motion beat further than this fraction of a period from the fitted grid is an outlier.
 INLIER_TOLERANCE = 0.2
+#: Width of the tempo prior around the committed tempo once locked (octaves).
+LOCKED_PRIOR_OCTAVES = 0.5
 #: Consecutive consistent estimates needed for the first lock-in.
 LOCK_UPDATES = 3
 #: Estimates within this relative difference of the committed tempo are followed at once.
@@ -307,19 +309,52 @@ class RhythmFrontEnd:
         return out
 
 
-def coarse_tempo(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float = PRIOR_BPM,
-                 prior_octaves: float = 1.0) -> float:
-    """Tempo of an onset envelope with librosa's autocorrelation estimator and a log-normal prior."""
+#: Multiples of the beat period summed when scoring a tempo (harmonic sum).
+HARMONICS = 4
+#: Candidate tempi are scored every this many BPM.
+TEMPO_STEP_BPM = 0.5
+
+
+def tempo_scores(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float = PRIOR_BPM,
+                 prior_octaves: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Score every tempo in MIN_BPM..MAX_BPM: the envelope's autocorrelation summed at
+    1..HARMONICS beat periods, times a log-normal prior.
+
+    Summing multiples of the period favours the true beat over its half
+    (off-beat bumps correlate weakly at half a beat) and its 3/2 relatives;
+    the autocorrelation is librosa's.
+    """
     import librosa
 
-    env = np.asarray(env, dtype=np.float64)
-    # librosa wants an integer hop: run at sr=rate with hop 1 (frame rate = rate).
-    bpm = librosa.feature.tempo(
-        onset_envelope=env.astype(np.float32), sr=int(rate), hop_length=1,
-        start_bpm=prior_bpm, std_bpm=prior_octaves, ac_size=len(env) / rate,
-        max_tempo=MAX_BPM,
-    )
-    return float(np.atleast_1d(bpm)[0])
+    x = np.asarray(env, dtype=np.float64)
+    x = x - x.mean()
+    max_lag = int(math.ceil(HARMONICS * 60.0 / MIN_BPM * rate)) + 2
+    ac = librosa.autocorrelate(x, max_size=min(len(x), max_lag))
+    if ac[0] <= 0:
+        bpms = np.arange(MIN_BPM, MAX_BPM + 1e-9, TEMPO_STEP_BPM)
+        return bpms, np.zeros_like(bpms)
+    # unbiased: divide by the overlap so long lags are not penalised
+    ac = ac / (len(x) - np.arange(len(ac)))
+    ac = ac / ac[0]
+    bpms = np.arange(MIN_BPM, MAX_BPM + 1e-9, TEMPO_STEP_BPM)
+    lags = 60.0 / bpms * rate
+    score = np.zeros_like(bpms)
+    used = np.zeros_like(bpms)
+    for k in range(1, HARMONICS + 1):
+        lk = lags * k
+        ok = lk < len(ac) - 1
+        score[ok] += np.interp(lk[ok], np.arange(len(ac)), ac)
+        used[ok] += 1
+    score = np.where(used > 0, score / np.maximum(used, 1), 0.0)
+    prior = np.exp(-0.5 * (np.log2(bpms / prior_bpm) / prior_octaves) ** 2)
+    return bpms, np.maximum(score, 0.0) * prior
+
+
+def coarse_tempo(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float = PRIOR_BPM,
+                 prior_octaves: float = 1.0) -> float:
+    """The best-scoring tempo (BPM) of an onset envelope (see :func:`tempo_scores`)."""
+    bpms, score = tempo_scores(env, rate, prior_bpm=prior_bpm, prior_octaves=prior_octaves)
+    return float(bpms[int(np.argmax(score))])
 
 
 def estimate_tempo(env: np.ndarray, rate: float = MOTION_RATE) -> float:
@@ -347,6 +382,8 @@ class BeatFit:
 
 #: Largest tempo trend the fit may report, as a fraction of the period per beat.
 MAX_DRIFT = 0.01
+#: Fit a tempo trend (ramps) as well as period and phase.
+FIT_TREND = True
 
 
 def fit_beat_grid(times: np.ndarray, period0: float, *, heights: np.ndarray | None = None,
@@ -527,7 +564,8 @@ class TempoTracker:
             return
         self.updates += 1
         prior = est.bpm if est.locked else PRIOR_BPM
-        coarse = coarse_tempo(env, self.rate, prior_bpm=prior, prior_octaves=1.0)
+        coarse = coarse_tempo(env, self.rate, prior_bpm=prior,
+                              prior_octaves=LOCKED_PRIOR_OCTAVES if est.locked else 1.0)
         t0 = t - (len(env) - 1) / self.rate
         pos = pick_peaks(env, self.rate)
         heights = np.interp(pos, np.arange(len(env)), env)
@@ -540,7 +578,7 @@ class TempoTracker:
             # the committed tempo's octave and the current phase are kept unless clearly wrong
             period0 = _same_octave(period0, est.period)
             hint = est.nearest_beat(peaks[-1]) if len(peaks) else None
-        fit = fit_beat_grid(peaks, period0, heights=heights, trend=True, phase_hint=hint)
+        fit = fit_beat_grid(peaks, period0, heights=heights, trend=FIT_TREND, phase_hint=hint)
         if fit is None or fit.confidence < MIN_CONFIDENCE:
             self.estimate = _replace(est, t=t, confidence=0.0 if fit is None else fit.confidence,
                                      still=False)

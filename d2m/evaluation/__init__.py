@@ -14,12 +14,12 @@ from .metrics import (BAS_SIGMA_S, LOCK_TOLERANCE_S, LORIS_BIN_S, OCTAVE_RATIOS,
                       TEMPO_TOLERANCE, BeatHitScores, LockIn, OffsetStats, TempoAgreement,
                       beat_alignment_score, beat_coverage_hit, beat_coverage_hit_tolerance, lock_in,
                       match_events, nearest_offsets, offset_stats, onset_bins, tempo_agreement)
-from .report import EvalReport, score
+from .report import Alignment, EvalReport, score
 
 __all__ = [
     "BAS_SIGMA_S", "LOCK_TOLERANCE_S", "LORIS_BIN_S", "OCTAVE_RATIOS", "ONSET_TOLERANCE_S",
     "TEMPO_TOLERANCE", "BeatHitScores", "LockIn", "OffsetStats", "TempoAgreement",
     "beat_alignment_score", "beat_coverage_hit", "beat_coverage_hit_tolerance", "lock_in",
     "match_events", "nearest_offsets", "offset_stats", "onset_bins", "tempo_agreement",
-    "EvalReport", "score",
+    "Alignment", "EvalReport", "score",
 ]

@@ -20,6 +20,8 @@ MUSIC_TEMPO_SMOOTH = 5
 LEGEND_HEADROOM = 1.45
 #: Least span of the tempo axis (BPM), so tiny jitter does not look dramatic.
 MIN_TEMPO_SPAN_BPM = 20.0
+#: Least room (BPM) above and below the tempo curves.
+TEMPO_PAD_BPM = 5.0
 
 
 def music_tempo_curve(music_beats: np.ndarray, *, smooth: int = MUSIC_TEMPO_SMOOTH) -> tuple[np.ndarray, np.ndarray]:
@@ -60,21 +62,27 @@ def make_figure(report: EvalReport, motion: MotionAnalysis,
     ax1.set_ylim(0.0, (top if top > 0 else 1.0) * LEGEND_HEADROOM)
     ax1.set_ylabel("onset envelope")
     ax1.legend(loc="upper right", fontsize=8, ncol=4)
-    ax1.set_title(title or f"BAS {report.bas:.3f}   |offset| median {report.offsets.median_abs_ms:.0f} ms, "
-                           f"p90 {report.offsets.p90_abs_ms:.0f} ms", fontsize=10)
+    us = report.music_side
+    summary = (f"BAS {report.motion_side.bas:.3f} (per music beat {us.bas:.3f});  per music beat "
+               f"|offset| median {us.stats.median_abs_ms:.0f} ms, p90 {us.stats.p90_abs_ms:.0f} ms")
+    ax1.set_title(f"{title}\n{summary}" if title else summary, fontsize=10)
 
-    # 2: signed offsets per motion beat
-    tol = report.lock.tolerance_ms
+    # 2: signed offsets, per motion beat and per music beat
+    ms, us = report.motion_side, report.music_side
+    tol = ms.lock.tolerance_ms
     ax2.axhspan(-tol, tol, color="tab:green", alpha=0.12, label=f"+-{tol:.0f} ms")
     ax2.axhline(0, color="0.5", lw=0.6)
-    if report.scored_beats.size:
-        ax2.plot(report.scored_beats, report.offsets_s * 1000.0, "o-", ms=3.5, lw=0.7,
-                 color="tab:purple", label="offset (music - motion)")
-    if report.lock.locked:
-        ax2.axvline(report.lock.time_s, color="tab:green", ls="--", lw=1.2,
-                    label=f"lock-in after {report.lock.beat} beats")
-    ax2.set_ylabel("offset (ms)\n+ = music late")
-    ax2.legend(loc="upper right", fontsize=8, ncol=3)
+    if ms.beats.size:
+        ax2.plot(ms.beats, ms.offsets_s * 1000.0, "v", ms=4, color="k", alpha=0.6,
+                 label="per motion beat")
+    if us.beats.size:
+        ax2.plot(us.beats, us.offsets_s * 1000.0, "o-", ms=3.5, lw=0.7, color="tab:red",
+                 label="per music beat")
+    if us.lock.locked:
+        ax2.axvline(us.lock.time_s, color="tab:green", ls="--", lw=1.2,
+                    label=f"music locked after {us.lock.beat} beats")
+    ax2.set_ylabel("offset (ms)\nmusic - motion")
+    ax2.legend(loc="upper right", fontsize=8, ncol=4)
 
     # 3: tempo over time
     mt, mbpm = music_tempo_curve(report.music_beats)
@@ -86,11 +94,13 @@ def make_figure(report: EvalReport, motion: MotionAnalysis,
         ax3.axhline(report.music_bpm, color="tab:red", ls=":", lw=1, label=f"music {report.music_bpm:.1f}")
     if np.isfinite(report.dance_bpm):
         ax3.axhline(report.dance_bpm, color="tab:blue", ls=":", lw=1, label=f"dance {report.dance_bpm:.1f}")
-    ax3.margins(y=0.15)
-    lo, hi = ax3.get_ylim()
-    if hi - lo < MIN_TEMPO_SPAN_BPM:
-        mid = (lo + hi) / 2
-        ax3.set_ylim(mid - MIN_TEMPO_SPAN_BPM / 2, mid + MIN_TEMPO_SPAN_BPM / 2)
+    vals = np.concatenate([mbpm, dance_tempo[1] if dance_tempo is not None else np.zeros(0),
+                           [report.music_bpm, report.dance_bpm]])
+    vals = vals[np.isfinite(vals)]
+    if vals.size:
+        lo, hi = float(vals.min()), float(vals.max())
+        pad = max(TEMPO_PAD_BPM, (MIN_TEMPO_SPAN_BPM - (hi - lo)) / 2)
+        ax3.set_ylim(lo - pad, hi + pad)
     ax3.set_ylabel("tempo (BPM)")
     ax3.set_xlabel("session time (s)")
     ax3.legend(loc="center right", fontsize=8, ncol=2)

@@ -28,6 +28,9 @@ NUM_CODEBOOKS = 4
 #: Bandwidth (kbps) that gives NUM_CODEBOOKS codebooks of 11 bits at 50 Hz.
 TARGET_BANDWIDTH = 2.2
 
+#: Weight std of the tiny decoder (musicgen uses 0.02 at width 1024; see tiny_config).
+TINY_INIT_SCALE = 0.2
+
 #: Pseudo-words of the method (rhythm, genre); always in the tiny vocabulary.
 PSEUDO_WORDS = ("*", "@")
 
@@ -103,12 +106,15 @@ def build_tokenizer(words=TINY_WORDS):
 
 
 def tiny_config(vocab_size: int, *, text_width: int = 32, decoder_width: int = 64,
-                decoder_layers: int = 2, text_layers: int = 2, heads: int = 4):
+                decoder_layers: int = 2, text_layers: int = 2, heads: int = 4,
+                init_scale: float = TINY_INIT_SCALE):
     """Configuration of a tiny MusicGen: T5 text encoder, MusicGen decoder, 32 kHz EnCodec.
 
     Same family as musicgen-small (4 codebooks of 2048, 50 Hz codes at 32 kHz,
     text width different from decoder width so ``enc_to_dec_proj`` exists),
-    only narrower and shallower.
+    only narrower and shallower. ``init_scale`` is the decoder's weight std:
+    larger than musicgen's 0.02 so that, at this small width, the text
+    conditioning visibly moves the logits (tests can then see training work).
     """
     _require()
     from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
@@ -132,7 +138,7 @@ def tiny_config(vocab_size: int, *, text_width: int = 32, decoder_width: int = 6
         vocab_size=CODEBOOK_SIZE, max_position_embeddings=2048, num_hidden_layers=decoder_layers,
         ffn_dim=2 * decoder_width, num_attention_heads=heads, layerdrop=0.0, use_cache=True,
         activation_function="gelu", hidden_size=decoder_width, dropout=0.0, attention_dropout=0.0,
-        activation_dropout=0.0, initializer_factor=0.02, scale_embedding=False,
+        activation_dropout=0.0, initializer_factor=init_scale, scale_embedding=False,
         num_codebooks=NUM_CODEBOOKS, audio_channels=1, pad_token_id=CODEBOOK_SIZE,
         bos_token_id=CODEBOOK_SIZE, tie_word_embeddings=False,
     )
@@ -205,6 +211,41 @@ def random_model(config, *, seed: int = 0):
     return model.eval()
 
 
+def fit_codebooks(model, *, seed: int = 0, seconds: float = 4.0) -> None:
+    """Give a random EnCodec usable codebooks (transformers initialises them to zeros).
+
+    Encodes a few seconds of synthetic audio (noise bursts, tones, clicks) and
+    fills each residual quantizer's codebook with residual vectors sampled
+    from it, like a k-means initialisation, so codes depend on the audio.
+    """
+    _require()
+    import numpy as np
+    import torch
+
+    enc = model.audio_encoder
+    sr = int(enc.config.sampling_rate)
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    audio = 0.3 * rng.standard_normal(t.size) * (np.sin(2 * np.pi * 2.0 * t) > 0)
+    for f in (110.0, 220.0, 440.0, 880.0, 1760.0):
+        audio += 0.1 * np.sin(2 * np.pi * f * t) * (np.sin(2 * np.pi * f / 300.0 * t) > 0)
+    audio += np.exp(-((t * 4.0) % 1.0) * 30.0) * rng.standard_normal(t.size) * 0.5
+    x = torch.from_numpy(audio.astype(np.float32))[None, None]
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        residual = enc.encoder(x)[0].T                        # (frames, dim)
+        for layer in enc.quantizer.layers:
+            book = layer.codebook
+            n = book.embed.shape[0]
+            pick = torch.randint(0, residual.shape[0], (n,), generator=gen)
+            jitter = torch.randn(n, residual.shape[1], generator=gen) * residual.std() * 0.1
+            book.embed.copy_(residual[pick] + jitter)
+            book.embed_avg.copy_(book.embed)
+            book.cluster_size.fill_(1.0)
+            idx = book.quantize(residual)
+            residual = residual - book.embed[idx]
+
+
 def make_tiny(directory, *, seed: int = 0, words=TINY_WORDS) -> Path:
     """Write a tiny random MusicGen (model, tokenizer, feature extractor) into ``directory``.
 
@@ -220,6 +261,7 @@ def make_tiny(directory, *, seed: int = 0, words=TINY_WORDS) -> Path:
     tokenizer = build_tokenizer(words)
     config = tiny_config(vocab_size=len(tokenizer))
     model = random_model(config, seed=seed)
+    fit_codebooks(model, seed=seed)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     EncodecFeatureExtractor(feature_size=1, sampling_rate=ENCODEC_SAMPLE_RATE).save_pretrained(out)

@@ -11,14 +11,23 @@ from typing import Callable
 
 import numpy as np
 
-from .dsp import TWO_PI, butter_filter, exp_decay
+from .dsp import TWO_PI, butter_filter
 
 #: Decay-time multipliers of the pre-rendered variants, from legato to staccato.
 DECAY_VARIANTS: tuple[float, ...] = (1.4, 1.0, 0.62)
 #: Extra transient (click) gain per variant: sharper hits are harder.
 CLICK_VARIANTS: tuple[float, ...] = (0.6, 1.0, 1.5)
-#: Samples of linear fade at the very end of every one-shot (no truncation clicks).
+#: Longest one-shot in seconds (longer decays are faded out at this length).
+MAX_ONESHOT_S = 3.0
+#: Seconds of linear fade at the very end of every one-shot (no truncation clicks).
 END_FADE_S = 0.004
+
+#: Length (s) and gain of the kick's broadband beater click. Its broadband
+#: transient is what makes kicks as salient as snares to onset detectors
+#: (librosa's median-over-bands flux), keeping beat trackers on the beat, not
+#: on the half-time backbeat.
+KICK_CLICK_S = 0.03
+KICK_CLICK_GAIN = 2.5
 
 # 808-style inharmonic square-wave frequencies for cymbals.
 _METAL_HZ = (205.3, 304.4, 369.6, 522.7, 540.0, 800.0)
@@ -36,7 +45,7 @@ def _finish(x: np.ndarray, sr: int, peak: float = 1.0) -> np.ndarray:
 
 
 def _t(sr: int, seconds: float) -> np.ndarray:
-    return np.arange(int(seconds * sr), dtype=np.float64) / sr
+    return np.arange(int(min(seconds, MAX_ONESHOT_S) * sr), dtype=np.float64) / sr
 
 
 def _noise(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -51,15 +60,17 @@ def _metal(sr: int, n: int, scale: float = 1.0) -> np.ndarray:
 def kick(sr, rng, d, c, *, f_start=150.0, f_end=50.0, sweep=0.035, decay=0.3, click=0.3, drive=1.5,
          body_noise=0.0):
     """Pitch-swept sine with a beater click, saturated with ``tanh``."""
-    t = _t(sr, decay * d * 5.0 + 0.02)
+    t = _t(sr, decay * d * 4.0 + 0.02)
     f = f_end + (f_start - f_end) * np.exp(-t / sweep)
     phase = TWO_PI * np.cumsum(f) / sr
     amp = np.exp(-t / (decay * d))
     amp *= np.minimum(1.0, t / 0.0015)
     x = np.sin(phase) * amp
-    n_click = int(0.006 * sr)
-    cl = butter_filter(_noise(rng, n_click), 1500.0, sr, "highpass") * np.linspace(1, 0, n_click)
-    x[:n_click] += click * c * cl
+    n_click = int(KICK_CLICK_S * sr)
+    tc = t[:n_click]
+    cl = butter_filter(_noise(rng, n_click), [400.0, 14000.0], sr, "bandpass") * np.exp(-tc / 0.007)
+    knock = np.sin(TWO_PI * 1200.0 * tc) * np.exp(-tc / 0.004)
+    x[:n_click] += click * c * (KICK_CLICK_GAIN * cl + 0.5 * knock)
     if body_noise:
         nb = butter_filter(_noise(rng, len(t)), [200.0, 2500.0], sr, "bandpass")
         x += body_noise * nb * np.exp(-t / (0.03 * d))
@@ -112,7 +123,7 @@ def ride(sr, rng, d, c, *, decay=0.6):
     return _finish((x + ping) * np.exp(-t / (decay * d)), sr)
 
 
-def crash(sr, rng, d, c, *, decay=0.9):
+def crash(sr, rng, d, c, *, decay=0.6):
     t = _t(sr, decay * d * 4.0)
     src = 0.7 * _noise(rng, len(t)) + 0.3 * _metal(sr, len(t), 1.3) / 3.0
     x = butter_filter(src, 3000.0, sr, "highpass")
@@ -200,16 +211,16 @@ def _with(fn, **kwargs):
 
 #: Every drum sound a preset can name.
 SOUNDS: dict[str, Callable] = {
-    "kick_house": _with(kick, f_start=170.0, f_end=50.0, sweep=0.03, decay=0.26, click=0.35, drive=1.8),
-    "kick_disco": _with(kick, f_start=140.0, f_end=58.0, sweep=0.025, decay=0.2, click=0.5, drive=1.4),
-    "kick_break": _with(kick, f_start=150.0, f_end=62.0, sweep=0.02, decay=0.16, click=0.6, drive=1.6,
+    "kick_house": _with(kick, f_start=170.0, f_end=50.0, sweep=0.03, decay=0.26, click=0.8, drive=1.8),
+    "kick_disco": _with(kick, f_start=140.0, f_end=58.0, sweep=0.025, decay=0.2, click=0.9, drive=1.4),
+    "kick_break": _with(kick, f_start=150.0, f_end=62.0, sweep=0.02, decay=0.16, click=1.1, drive=1.6,
                         body_noise=0.25),
-    "kick_boom": _with(kick, f_start=130.0, f_end=52.0, sweep=0.03, decay=0.25, click=0.45, drive=2.0,
+    "kick_boom": _with(kick, f_start=130.0, f_end=52.0, sweep=0.03, decay=0.25, click=1.0, drive=2.0,
                        body_noise=0.15),
-    "kick_808": _with(kick, f_start=120.0, f_end=46.0, sweep=0.05, decay=0.55, click=0.25, drive=2.2),
-    "kick_808_hard": _with(kick, f_start=180.0, f_end=44.0, sweep=0.04, decay=0.6, click=0.5, drive=3.0),
-    "kick_electro": _with(kick, f_start=200.0, f_end=52.0, sweep=0.02, decay=0.3, click=0.4, drive=1.6),
-    "kick_soft": _with(kick, f_start=95.0, f_end=58.0, sweep=0.03, decay=0.16, click=0.15, drive=1.1),
+    "kick_808": _with(kick, f_start=120.0, f_end=46.0, sweep=0.05, decay=0.55, click=0.6, drive=2.2),
+    "kick_808_hard": _with(kick, f_start=180.0, f_end=44.0, sweep=0.04, decay=0.6, click=1.0, drive=3.0),
+    "kick_electro": _with(kick, f_start=200.0, f_end=52.0, sweep=0.02, decay=0.3, click=0.8, drive=1.6),
+    "kick_soft": _with(kick, f_start=95.0, f_end=58.0, sweep=0.03, decay=0.16, click=0.4, drive=1.1),
     "snare_tight": _with(snare, tone_hz=200.0, tone_decay=0.05, noise_decay=0.12, noise_hp=1800.0),
     "snare_break": _with(snare, tone_hz=185.0, tone_decay=0.07, noise_decay=0.17, noise_hp=1000.0, drive=1.8),
     "snare_boom": _with(snare, tone_hz=170.0, tone_decay=0.08, noise_decay=0.2, noise_hp=900.0, drive=2.0),
@@ -236,6 +247,12 @@ SOUNDS: dict[str, Callable] = {
     "krump_snare": _layer((_with(snare, tone_hz=150.0, tone_decay=0.1, noise_decay=0.28, drive=3.0), 0.8),
                           (_with(clap, decay=0.25, center=1000.0), 0.7)),
 }
+
+
+#: Ghost-note variants of every kick: the same drum without its beater click.
+GHOST_SUFFIX = "_ghost"
+for _name in [n for n in SOUNDS if n.startswith("kick_")]:
+    SOUNDS[_name + GHOST_SUFFIX] = (lambda fn: lambda sr, rng, d, c: fn(sr, rng, d, 0.0))(SOUNDS[_name])
 
 
 class DrumKit:

@@ -32,6 +32,7 @@ class PadState:
     phases: np.ndarray   # (2 * VOICES_PER_CHORD,) oscillator phases in cycles, [0, 1)
     level: float         # current loudness 0..1
     zi: np.ndarray       # (2, 2) low-pass filter memory per channel
+    midis: tuple[int, ...] = ()  # the chord it last played (held while fading out)
 
     @staticmethod
     def initial() -> "PadState":
@@ -59,7 +60,7 @@ def render_pad(state: PadState, midis: tuple[int, ...], target: float, n: int, s
         return np.zeros(0, np.float32), np.zeros(0, np.float32), state
     if state.level <= 0.0 and target <= 0.0:
         z = np.zeros(n, dtype=np.float32)
-        return z, z.copy(), PadState(state.phases, 0.0, np.zeros((2, 2)))
+        return z, z.copy(), PadState(state.phases, 0.0, np.zeros((2, 2)), state.midis)
     freqs = np.repeat(midi_to_hz(np.asarray(midis[:VOICES_PER_CHORD], dtype=np.float64)), 2)
     freqs[0::2] *= 1.0 - PAD_DETUNE
     freqs[1::2] *= 1.0 + PAD_DETUNE
@@ -84,5 +85,5 @@ def render_pad(state: PadState, midis: tuple[int, ...], target: float, n: int, s
     right, zr = lfilter(b_, a_, right, zi=state.zi[1])
     ramp = level_ramp(state.level, target, n, sr)
     gain = ramp / (len(freqs) * (1.0 + PAD_CROSSFEED) / 2.0)
-    new_state = PadState(new_phases, float(ramp[-1]), np.stack([zl, zr]))
+    new_state = PadState(new_phases, float(ramp[-1]), np.stack([zl, zr]), tuple(midis))
     return (left * gain).astype(np.float32), (right * gain).astype(np.float32), new_state

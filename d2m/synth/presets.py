@@ -33,7 +33,12 @@ Layers = tuple[tuple[float, str], ...]
 
 @dataclass(frozen=True)
 class DrumPart:
-    """One drum voice: a sound of :data:`d2m.synth.drums.SOUNDS` and its pattern layers."""
+    """One drum voice: a sound of :data:`d2m.synth.drums.SOUNDS` and its pattern layers.
+
+    Ghost hits (``o``) of a sound that has a ``<sound>_ghost`` variant (kicks)
+    use that variant, which has no beater click: soft and felt rather than
+    heard as a beat.
+    """
 
     sound: str
     layers: Layers
@@ -154,7 +159,7 @@ _add(GenrePreset(
     name="lock", tempo_hint=(100, 124), key=64, scale="mixolydian",
     progression=(C(0, "9"), C(0, "9"), C(5, "9"), C(7, "9")),          # E9 E9 A9 B9
     drums=(
-        DrumPart("kick_break", ((0.0, "X.....x.X.x....."), (0.6, ".............x..")), 1.0),
+        DrumPart("kick_break", ((0.0, "X.....o.X.o....."), (0.6, ".............o..")), 1.0),
         DrumPart("snare_tight", ((0.0, "....X.......X..."), (0.45, ".......o.o.....o")), 0.75),
         DrumPart("hat", ((0.0, "x.x.x.x.x.x.x.x."), (0.6, ".o.o.o.o.o.o.o.o")), 0.3, -0.2),
         DrumPart("tambourine", ((0.5, "....x.......x..."),), 0.22, 0.35),
@@ -174,13 +179,13 @@ _add(GenrePreset(
     name="break", tempo_hint=(108, 135), key=64, scale="dorian",
     progression=(C(0, "m7"), C(0, "m7"), C(5, "9"), C(7, "m7")),       # Em7 Em7 A9 Bm7
     drums=(
-        DrumPart("kick_break", ((0.0, "X.x.......X.....X.x.......x.x..."), (0.6, "......x.........")), 1.0),
-        DrumPart("snare_break", ((0.0, "....X.......X..."), (0.4, ".......o.o.....o")), 0.85),
-        DrumPart("hat", ((0.0, "x.x.x.x.x.x.x.x."), (0.7, ".o.o...o.o.o...o")), 0.3, -0.2),
-        DrumPart("open_hat", ((0.6, "......x.......x."),), 0.22, 0.25),
+        DrumPart("kick_break", ((0.0, "X.o.....X.o.....X.o.....X.o..o.."), (0.6, "......o.......o.")), 1.0),
+        DrumPart("snare_break", ((0.0, "....X.......X..."), (0.4, ".......o.o.....o")), 0.55),
+        DrumPart("hat", ((0.0, "x.o.x.o.x.o.x.o."), (0.7, ".o.o...o.o.o...o")), 0.32, -0.2),
+        DrumPart("open_hat", ((0.6, "......o.......o."),), 0.22, 0.25),
         DrumPart("conga", ((0.75, "...x..x...x..x.."),), 0.2, 0.45),
     ),
-    bass_kind="finger", bass_low=40, bass_patterns=((0.0, "R-R.......R-...."), (0.6, "R-R...b.5.R-..7.")),
+    bass_kind="finger", bass_low=40, bass_patterns=((0.0, "R-r.....R-r....."), (0.6, "R-r...b.R-r...7.")),
     chord_kind="stab", chord_center=64,
     chord_patterns=((0.0, "X-.....x-......."), (0.55, "X-.....x-...x-..")),
     lead_kind="brass", lead_low=71,
@@ -193,7 +198,7 @@ _add(GenrePreset(
     name="pop", tempo_hint=(98, 118), key=65, scale="minor",
     progression=(C(0, "m7"), C(8, "maj7"), C(10, ""), C(7, "m7")),     # Fm7 Dbmaj7 Eb Cm7
     drums=(
-        DrumPart("kick_electro", ((0.0, "X......xX......."), (0.6, "..........X.....")), 1.0),
+        DrumPart("kick_electro", ((0.0, "X......oX......."), (0.6, "..........o.....")), 1.0),
         DrumPart("clap", ((0.0, "....X.......X..."),), 0.7, 0.05),
         DrumPart("hat_bright", ((0.0, "x.x.x.x.x.x.x.x."), (0.6, ".o.o.o.o.o.o.o.o")), 0.26, -0.25),
         DrumPart("cowbell", ((0.7, "x..x..x...x.x..."),), 0.12, 0.45),
@@ -212,13 +217,13 @@ _add(GenrePreset(
     name="middle_hiphop", tempo_hint=(86, 100), key=60, scale="minor",
     progression=(C(0, "m9"), C(8, "maj7"), C(5, "m9"), C(7, "7")),     # Cm9 Abmaj7 Fm9 G7
     drums=(
-        DrumPart("kick_boom", ((0.0, "X.........X....."), (0.45, "..x....x........")), 1.0),
-        DrumPart("snare_boom", ((0.0, "....X.......X..."),), 0.9),
-        DrumPart("hat_soft", ((0.0, "x.x.x.x.x.x.x.x."), (0.7, "...o.......o....")), 0.3, -0.2),
+        DrumPart("kick_boom", ((0.0, "X.......X.o....."), (0.45, "..o....o........")), 1.0),
+        DrumPart("snare_boom", ((0.0, "....X.......X..."),), 0.72),
+        DrumPart("hat_soft", ((0.0, "x.o.x.o.x.o.x.o."), (0.7, "...o.......o....")), 0.34, -0.2),
         DrumPart("rim", ((0.6, "..............x."),), 0.2, 0.4),
         DrumPart("shaker", ((0.78, "..o...o...o...o."),), 0.15, 0.5),
     ),
-    bass_kind="moog", bass_low=36, bass_patterns=((0.0, "R--.......R-...."), (0.55, "R--....r.rR-...."),),
+    bass_kind="moog", bass_low=36, bass_patterns=((0.0, "R--.....R-r....."), (0.55, "R--....rR--r....")),
     chord_kind="epiano", chord_center=63,
     chord_patterns=((0.0, "X---------------"), (0.5, "X-----....x-----")),
     lead_kind="bell", lead_low=72,
@@ -231,7 +236,7 @@ _add(GenrePreset(
     name="la_hiphop", tempo_hint=(90, 110), key=55, scale="minor",
     progression=(C(0, "m9"), C(5, "m9"), C(8, "maj7"), C(7, "7")),     # Gm9 Cm9 Ebmaj7 D7
     drums=(
-        DrumPart("kick_808", ((0.0, "X.....x...X....."), (0.55, "........X....x..")), 1.0),
+        DrumPart("kick_808", ((0.0, "X.....o.X.o....."), (0.55, ".............o..")), 1.0),
         DrumPart("snare_clap", ((0.0, "....X.......X..."),), 0.8),
         DrumPart("hat", ((0.0, "x.x.x.x.x.x.x.x."), (0.55, ".o.o.o.o.o.o.o.o")), 0.26, -0.25),
         DrumPart("shaker", ((0.7, "..o...o...o...o."),), 0.15, 0.45),
@@ -250,10 +255,10 @@ _add(GenrePreset(
     name="krump", tempo_hint=(96, 140), key=61, scale="phrygian",
     progression=(C(0, "m"), C(0, "m"), C(1, ""), C(10, "")),           # C#m C#m D B
     drums=(
-        DrumPart("kick_808_hard", ((0.0, "X.......X......."), (0.45, "..........x....."), (0.7, "...x.........x..")),
+        DrumPart("kick_808_hard", ((0.0, "X...x...X...x..."), (0.45, "..........o....."), (0.7, "...o.........o..")),
                  1.0),
-        DrumPart("krump_snare", ((0.0, "....X.......X..."),), 0.95),
-        DrumPart("hat", ((0.3, "x.x.x.x.x.x.x.x."), (0.75, "...........ox.oo")), 0.26, -0.2),
+        DrumPart("krump_snare", ((0.0, "....X.......X..."),), 0.75),
+        DrumPart("hat", ((0.3, "x.o.x.o.x.o.x.o."), (0.75, "...........ox.oo")), 0.3, -0.2),
         DrumPart("tom_low", ((0.6, "..............x."),), 0.35, 0.3),
     ),
     bass_kind="sub808", bass_low=37, bass_patterns=((0.0, "R-------R-------"), (0.45, "R-------R-R-----"),
@@ -270,7 +275,7 @@ _add(GenrePreset(
     name="street_jazz", tempo_hint=(104, 124), key=58, scale="minor",
     progression=(C(0, "m9"), C(5, "m9"), C(8, "maj7"), C(7, "7")),     # Bbm9 Ebm9 Gbmaj7 F7
     drums=(
-        DrumPart("kick_boom", ((0.0, "X.....x.X......."), (0.5, "..........x..x..")), 1.0),
+        DrumPart("kick_boom", ((0.0, "X.....o.X......."), (0.5, "..........o..o..")), 1.0),
         DrumPart("clap", ((0.0, "....X.......X..."),), 0.65, 0.05),
         DrumPart("snap", ((0.4, "....x.......x..."),), 0.3, 0.3),
         DrumPart("hat_bright", ((0.0, "x.x.x.x.x.x.x.x."), (0.55, ".o.o.o.o.o.o.o.o")), 0.24, -0.25),

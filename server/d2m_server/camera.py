@@ -35,16 +35,17 @@ import numpy as np
 
 from d2m.skeleton import Layout, SkeletonFrame
 
-from .capture import (CameraCapture, CameraUnavailable, CaptureThread, LatestFrame, RateMeter,
+from .capture import (CameraCapture, CameraUnavailable, CaptureThread, RateMeter,
                       VideoPlayback)
-from .pose import MODEL_COMPLEXITY, CameraStackMissing, PoseEstimator, require_camera_stack
+from .pose import (MODEL_COMPLEXITY, CameraStackMissing, PoseEstimator, PoseModelMissing, check_pose_model,
+                   require_camera_stack)
 from .preview import PreviewWindow, draw_preview, encode_jpeg
 from .stats import InputStats
 from .video import FFmpegMissing, VideoError, VideoInfo, VideoReader, mux, stream_types, video_info, video_motion
 
 __all__ = [
     "PoseSource", "SourceSpec", "parse_source", "CameraUnavailable", "VideoError",
-    "CameraStackMissing", "FFmpegMissing", "video_motion", "video_info", "VideoInfo",
+    "CameraStackMissing", "PoseModelMissing", "FFmpegMissing", "video_motion", "video_info", "VideoInfo",
     "VideoReader", "mux", "stream_types", "draw_preview", "encode_jpeg",
 ]
 
@@ -56,8 +57,8 @@ KEEP_UP_RATIO = 0.9
 DETECT_HISTORY = 90
 #: Most preview JPEGs encoded per second (encoding costs CPU the pose needs).
 PREVIEW_MAX_FPS = 15.0
-#: Consecutive frames without a person before the status says so.
-NO_PERSON_STATUS_FRAMES = 15
+#: Seconds (capture time) without a person before the status says so.
+NO_PERSON_STATUS_S = 0.5
 #: How long the pose thread waits for a frame before re-checking for stop/end (s).
 POLL_S = 0.2
 #: Longest stop() waits for each thread (s).
@@ -102,8 +103,9 @@ class PoseSource:
 
     Build with :meth:`open`, which checks the camera stack is installed
     (:class:`CameraStackMissing`) and opens the device or file
-    (:class:`CameraUnavailable`, :class:`VideoError`), so a bad ``--source``
-    fails before the server starts.
+    (:class:`CameraUnavailable`, :class:`VideoError`), and that the pose model
+    is on disk (:class:`PoseModelMissing`), so a bad ``--source`` fails before
+    the server starts.
     """
 
     def __init__(self, spec: SourceSpec, capture: CaptureThread, *, clock: Callable[[], float],
@@ -128,7 +130,8 @@ class PoseSource:
         self._detect_ms: deque[float] = deque(maxlen=DETECT_HISTORY)
         self._delivered = 0
         self._no_person = 0
-        self._empty_streak = 0
+        self._empty_since: float | None = None   # capture time of the first frame of a no-person run
+        self._empty_for = 0.0                     # how long the current no-person run has lasted (s)
         self._last_t = -float("inf")
         self._tempo: tuple[float | None, float | None, float] = (None, None, 0.0)
         self._jpeg: bytes | None = None
@@ -151,10 +154,13 @@ class PoseSource:
         the event loop with each MediaPipe-33 frame; ``preview`` draws preview
         images (:meth:`latest_preview_jpeg`, and a window when there is a
         display and ``window``); ``on_end`` is called on the event loop when a
-        non-looping video ends.
+        non-looping video ends. Opening a camera can block for up to a
+        second: call this before the event loop serves, or via
+        ``asyncio.to_thread``.
         """
         parsed = parse_source(spec)
-        require_camera_stack()
+        _, mediapipe = require_camera_stack()
+        check_pose_model(mediapipe, model_complexity)
         if parsed.kind == "camera":
             capture: CaptureThread = CameraCapture(parsed.target, width=camera_size[0],
                                                    height=camera_size[1], fps=camera_fps).open()
@@ -244,13 +250,15 @@ class PoseSource:
         frame = None
         if joints is None:
             self._no_person += 1
-            self._empty_streak += 1
+            if self._empty_since is None:
+                self._empty_since = t
+            self._empty_for = t - self._empty_since
             self.stats.reject("no person in frame",
                               "step into the camera's view (whole body, good light); the music holds its tempo")
         else:
-            if self._empty_streak >= NO_PERSON_STATUS_FRAMES:
-                log.info("%s: person detected again", self.spec)
-            self._empty_streak = 0
+            if self._empty_for >= NO_PERSON_STATUS_S:
+                log.info("%s: person detected again after %.1f s", self.spec, self._empty_for)
+            self._empty_since, self._empty_for = None, 0.0
             self.stats.ok()
             frame = SkeletonFrame(t, self.person, Layout.MEDIAPIPE33, joints)
             self._deliver_threadsafe(frame)
@@ -322,7 +330,7 @@ class PoseSource:
         state, message = self._state, self._message
         if state in ("running", "starting") and cap.state in ("reconnecting", "error", "ended"):
             state, message = cap.state, cap.message
-        elif state == "running" and self._empty_streak >= NO_PERSON_STATUS_FRAMES:
+        elif state == "running" and self._empty_for >= NO_PERSON_STATUS_S:
             state = "no_person"
             message = f"{self.spec}: no person in view; step into the frame (the music holds its tempo)"
         return {

@@ -174,9 +174,16 @@ class CaptureThread:
         self.captured.tick(time.monotonic())
         self.slot.put(CapturedFrame(image, mono, index, session_t))
 
+    def close(self) -> None:
+        """Release the device or file (used when the thread never started)."""
+
     def stop(self, timeout: float = JOIN_TIMEOUT_S) -> bool:
         """Ask the thread to stop and wait up to ``timeout`` s; return whether it ended."""
         self._stop.set()
+        if self._thread is None:
+            self.close()
+            self.state, self.message = "stopped", f"{self.name} closed"
+            return True
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -281,6 +288,11 @@ class CameraCapture(CaptureThread):
                 self._cap.release()
                 self._cap = None
 
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
     def _lost(self) -> None:
         self._cap.release()
         self._cap = None
@@ -333,6 +345,10 @@ class VideoPlayback(CaptureThread):
         self.nominal_fps = self._reader.info.fps
         self.state, self.message = "opened", f"{self.name} opened ({self.nominal_fps:g} fps)"
         return self
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
 
     def start_at(self, mono0: float, session0: float) -> None:
         """Start playing: stream time 0 is ``mono0`` on time.monotonic() and ``session0`` on the session clock."""

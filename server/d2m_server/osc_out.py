@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import math
 import re
 import socket
@@ -29,7 +28,6 @@ from d2m.genres import GENRES
 from .osc_codec import MAX_OSC_PACKET
 from .stats import InputStats
 
-log = logging.getLogger("d2m.osc")
 
 #: Where events go when no --osc-out is given.
 DEFAULT_OSC_OUT_HOST = "127.0.0.1"

@@ -9,6 +9,7 @@ exact command to run.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,18 @@ INSTALL_HINT = (
 )
 
 
+#: Landmark model file MediaPipe loads for each model_complexity. Only the full model (1)
+#: ships in the mediapipe wheel; MediaPipe downloads the others from the internet on first use.
+MODEL_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite",
+               2: "pose_landmark_heavy.tflite"}
+
+
 class CameraStackMissing(ImportError):
     """OpenCV or MediaPipe is not installed; the message says what to install."""
+
+
+class PoseModelMissing(RuntimeError):
+    """The landmark model for the chosen model_complexity is not on disk; the message says what to do."""
 
 
 def _quiet_native_logs() -> None:
@@ -65,6 +76,24 @@ def require_camera_stack() -> tuple[Any, Any]:
     return cv2, mediapipe
 
 
+def check_pose_model(mediapipe, model_complexity: int) -> Path:
+    """Path of the landmark model for ``model_complexity``; :class:`PoseModelMissing` if it is absent.
+
+    MediaPipe would otherwise try to download it when the first frame arrives
+    (and fail with a network error where there is no internet).
+    """
+    path = Path(mediapipe.__file__).parent / "modules" / "pose_landmark" / MODEL_FILES[model_complexity]
+    if not path.is_file():
+        raise PoseModelMissing(
+            f"MediaPipe Pose model_complexity={model_complexity} needs {path.name}, which is not in "
+            f"the mediapipe wheel (only model_complexity=1 is) and is downloaded from "
+            f"storage.googleapis.com on first use. Use model_complexity=1, or fetch it once on a "
+            f"machine with internet access: python -c \"import mediapipe as mp; "
+            f"mp.solutions.pose.Pose(model_complexity={model_complexity})\""
+        )
+    return path
+
+
 def landmarks_to_joints(landmarks) -> np.ndarray:
     """MediaPipe ``pose_landmarks`` -> ``(33, 4)`` array of x, y, z, confidence (visibility).
 
@@ -93,6 +122,7 @@ class PoseEstimator:
         if model_complexity not in (0, 1, 2):
             raise ValueError(f"model_complexity must be 0, 1 or 2, got {model_complexity}")
         self._cv2, mp = require_camera_stack()
+        check_pose_model(mp, model_complexity)
         self.model_complexity = model_complexity
         self._pose = mp.solutions.pose.Pose(
             static_image_mode=static_images,

@@ -17,7 +17,7 @@ import pytest
 
 from d2m_server import audio
 from d2m_server.audio import (
-    RAMP_S, AudioRing, AudioUnavailable, GainRamp, PacedOutput, PlaybackClock, SoundDeviceOutput,
+    RAMP_S, AudioRing, GainRamp, PacedOutput, PlaybackClock, SoundDeviceOutput,
     open_output,
 )
 

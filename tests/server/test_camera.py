@@ -8,6 +8,7 @@ that does not exist. MediaPipe work is kept to a few dozen frames.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import threading
 import time
@@ -21,7 +22,8 @@ pytest.importorskip("mediapipe")
 
 from d2m.skeleton import Layout  # noqa: E402
 from d2m_server.camera import (  # noqa: E402
-    CameraStackMissing, CameraUnavailable, PoseSource, SourceSpec, VideoError, parse_source,
+    CameraStackMissing, CameraUnavailable, PoseModelMissing, PoseSource, SourceSpec, VideoError,
+    parse_source,
 )
 from d2m_server.capture import CameraCapture, CapturedFrame, LatestFrame  # noqa: E402
 from d2m_server.pose import require_camera_stack  # noqa: E402
@@ -85,6 +87,25 @@ def test_missing_stack_says_what_to_install(monkeypatch):
         PoseSource.open("camera:0", clock=time.monotonic, on_frame=lambda f: None)
 
 
+def test_module_imports_without_the_stack_and_open_says_what_to_install():
+    code = ("import sys, time; sys.modules['cv2'] = None; sys.modules['mediapipe'] = None\n"
+            "from d2m_server.camera import PoseSource, CameraStackMissing\n"
+            "try:\n    PoseSource.open('camera:0', clock=time.monotonic, on_frame=print)\n"
+            "except CameraStackMissing as exc:\n    print('MISSING', exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("MISSING") and "pip install -e '.[camera]'" in out.stdout
+
+
+def test_pose_model_not_in_wheel_is_a_clear_error():
+    import mediapipe
+    lite = Path(mediapipe.__file__).parent / "modules" / "pose_landmark" / "pose_landmark_lite.tflite"
+    if lite.exists():
+        pytest.skip("the lite model has been downloaded on this machine")
+    with pytest.raises(PoseModelMissing, match="model_complexity=1"):
+        PoseSource.open(f"video:{CLIP}", clock=time.monotonic, on_frame=lambda f: None, model_complexity=0)
+
+
 def test_missing_camera_is_a_clear_error():
     with pytest.raises(CameraUnavailable) as err:
         PoseSource.open("camera:99", clock=time.monotonic, on_frame=lambda f: None)
@@ -99,6 +120,16 @@ def test_unreadable_video_source_fails_at_open(tmp_path):
         PoseSource.open(f"video:{junk}", clock=time.monotonic, on_frame=lambda f: None)
     with pytest.raises(VideoError, match="does not exist"):
         PoseSource.open(f"video:{tmp_path / 'nope.mp4'}", clock=time.monotonic, on_frame=lambda f: None)
+
+
+def test_stop_without_start_releases_the_file():
+    async def main():
+        src = PoseSource.open(f"video:{CLIP}", clock=time.monotonic, on_frame=lambda f: None)
+        await src.stop()
+        return src.status()
+
+    status = asyncio.run(main())
+    assert status["state"] == "stopped" and status["frames_captured"] == 0
 
 
 def test_latest_frame_keeps_newest_and_counts_drops():
@@ -129,7 +160,7 @@ def test_video_source_delivers_timed_mediapipe_frames():
         t_open = clock()
         await src.start()
         loop_thread = threading.current_thread().name
-        await wait_until(lambda: len(frames) >= 20)
+        await wait_until(lambda: len(frames) >= 12)
         status = src.status()
         jpeg = src.latest_preview_jpeg()
         await src.stop()
@@ -147,7 +178,7 @@ def test_video_source_delivers_timed_mediapipe_frames():
     assert np.all(steps > 0.5)  # strictly increasing, at least one frame apart
     assert np.allclose(steps, np.round(steps), atol=1e-6)  # whole numbers of 1/30 s: the file's rate
     assert status["state"] == "running" and status["nominal_fps"] == CLIP_FPS
-    assert status["frames_posed"] >= 20 and status["detect_ms"] > 0 and status["pose_fps"] > 0
+    assert status["frames_posed"] >= 12 and status["detect_ms"] > 0 and status["pose_fps"] > 0
     # every captured frame was posed or dropped, except at most one waiting and one in the model
     assert 0 <= status["frames_captured"] - status["frames_posed"] - status["frames_dropped"] <= 2
     assert isinstance(status["keeping_up"], (bool, type(None)))
@@ -177,7 +208,7 @@ def test_video_loop_keeps_time_running(tmp_path):
 
 
 def test_no_person_holds_then_recovers(tmp_path):
-    grey = [np.full((480, 640, 3), 128, np.uint8)] * 24
+    grey = [np.full((480, 640, 3), 128, np.uint8)] * 45  # 1.5 s with nobody in view
     path = write_video(tmp_path / "empty_then_person.mp4", grey + clip_frames(16))
     clock = session_clock()
     frames, states, ended = [], [], []
@@ -199,11 +230,11 @@ def test_no_person_holds_then_recovers(tmp_path):
 
     t0, status = asyncio.run(main())
     assert "no_person" in states  # told the user while the frame was empty
-    assert status["state"] == "ended" and status["frames_no_person"] >= 15
+    assert status["state"] == "ended" and status["frames_no_person"] >= 2
     assert status["input"]["by_reason"]["no person in frame"] == status["frames_no_person"]
     assert frames, "frames resumed once the person appeared"
-    # nothing was delivered for the empty part: the first frame is from the person part (frame >= 24)
-    assert (frames[0].t - t0) * CLIP_FPS >= 23.5
+    # nothing was delivered for the empty part: the first frame is from the person part (frame >= 45)
+    assert (frames[0].t - t0) * CLIP_FPS >= 44.5
 
 
 # -- the camera code path on a real cv2.VideoCapture -------------------------------------------

@@ -230,8 +230,18 @@ VALID_SAMPLES = [
 ]
 
 
+# Random tails after a plausible start, so the fuzzing reaches past the first byte check.
+RANDOM_PACKETS = st.one_of(
+    st.binary(max_size=600),
+    st.binary(max_size=600).map(lambda b: b"/d2m/pose\x00\x00\x00," + b),
+    st.binary(max_size=600).map(lambda b: BUNDLE_TAG + b"\x00" * 8 + b),
+    st.lists(st.sampled_from([b"\x00", b",", b"/", b"[", b"]", b"s", b"b", b"i", b"#bundle\x00",
+                              b"\x00\x00\x00\x10", b"\xff\xff\xff\xff"]), max_size=80).map(b"".join),
+)
+
+
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=600))
+@given(RANDOM_PACKETS)
 def test_random_bytes_only_raise_decode_errors(data):
     try:
         msgs = decode_packet(data)

@@ -10,11 +10,12 @@ reference track (BCS/BHS). Definitions: docs/evaluation.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from pathlib import Path
+
+import numpy as np
 
 #: File suffixes read as JSONL motion recordings; anything else is treated as video
 #: (pose by d2m_server.video.video_motion, MediaPipe).
@@ -38,6 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--motion", type=Path, required=True,
                    help="motion: a JSONL recording (one frame per line) or a video")
     p.add_argument("--reference", type=Path, help="reference music for BCS/BHS")
+    p.add_argument("--music-beats", type=Path, metavar="BEATS",
+                   help="use these music beat times (s from the music's first sample; one per line, "
+                        "or a JSON list) instead of detecting them in the audio")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", type=Path, metavar="OUT.png",
                    help="write a PNG: envelope, beats, offsets, tempo over time")
@@ -70,6 +74,31 @@ def _read_audio(path: Path, what: str):
     return y, int(sr)
 
 
+def parse_beat_list(text: str) -> list[float]:
+    """Beat times from text: a JSON list (or ``{"beats": [...]}``), else one number per line (``#`` comments)."""
+    stripped = text.strip()
+    if stripped.startswith(("[", "{")):
+        try:
+            obj = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise EvalError(f"music beats: not valid JSON ({exc})") from None
+        if isinstance(obj, dict):
+            obj = obj.get("beats")
+        if not isinstance(obj, list):
+            raise EvalError('music beats: JSON must be a list of times or {"beats": [times]}')
+        values = obj
+    else:
+        values = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        values = [v for v in values if v]
+    try:
+        beats = [float(v) for v in values]
+    except (TypeError, ValueError) as exc:
+        raise EvalError(f"music beats: every beat must be a number of seconds ({exc})") from None
+    if not all(math.isfinite(b) for b in beats):
+        raise EvalError("music beats: every beat must be a finite number of seconds")
+    return sorted(beats)
+
+
 def _read_motion(path: Path):
     """Frames and input counts from a JSONL recording or a video (MediaPipe pose)."""
     from d2m.evaluation.motion_input import parse_motion_lines
@@ -96,8 +125,8 @@ def _read_motion(path: Path):
 
 
 def evaluate_files(args) -> tuple:
-    """Run the whole evaluation; returns ``(report, motion analysis, dance tempo curve)``."""
-    from d2m.evaluation.audio import beat_coverage_hit_audio, detect_beats
+    """Run the whole evaluation; returns ``(EvalReport, MotionAnalysis)``."""
+    from d2m.evaluation.audio import beat_coverage_hit_audio, detect_beats, grid_bpm
     from d2m.evaluation.motion_input import analyse_motion, select_person
     from d2m.evaluation.report import score
 
@@ -121,7 +150,17 @@ def evaluate_files(args) -> tuple:
         motion = analyse_motion(frames)
     except ValueError as exc:
         raise EvalError(f"cannot analyse the motion in {args.motion}: {exc}") from None
-    music_bpm, music_beats = detect_beats(music, sr)
+    if args.music_beats:
+        if not args.music_beats.is_file():
+            raise EvalError(f"music beats file not found: {args.music_beats}")
+        music_beats = np.asarray(parse_beat_list(args.music_beats.read_text(encoding="utf-8")))
+        ibi = np.diff(music_beats)
+        ibi = ibi[ibi > 0]
+        music_bpm = grid_bpm(music_beats, 60.0 / float(np.median(ibi))) if ibi.size else math.nan
+        inputs["music_beats"] = "given"
+    else:
+        music_bpm, music_beats = detect_beats(music, sr)
+        inputs["music_beats"] = "detected"
     duration = len(music) / sr
     report = score(music_beats, music_bpm, motion.beat_times, motion.bpm,
                    music_start_s=args.music_start, music_duration_s=duration,

@@ -82,7 +82,7 @@ def write_motion(tmp_path):
     return _write
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def synth():
     """The helpers above, for tests that build inputs in memory."""
     class Synth:

@@ -171,13 +171,32 @@ def test_score_places_music_on_the_session_timeline():
     music = np.arange(0.0, 8.0, 0.5)                    # from the music's first sample
     motion = np.concatenate([[5.0], 10.0 + music + 0.02])   # one beat before the music starts
     rep = score(music, 120.0, motion, 120.0, music_start_s=10.0, music_duration_s=8.0)
-    assert rep.scored_beats.size == music.size
-    assert rep.offsets.median_ms == pytest.approx(-20.0)
-    assert rep.bas == pytest.approx(math.exp(-0.02 ** 2 / (2 * BAS_SIGMA_S ** 2)))
-    assert rep.lock.beat == 0 and rep.tempo.match
+    ms = rep.motion_side
+    assert ms.beats.size == music.size
+    assert ms.stats.median_ms == pytest.approx(-20.0)
+    assert ms.bas == pytest.approx(math.exp(-0.02 ** 2 / (2 * BAS_SIGMA_S ** 2)))
+    assert ms.lock.beat == 0 and rep.tempo.match
     d = rep.to_dict()
     assert d["n_motion_beats"] == 17 and d["n_scored_motion_beats"] == 16
+    assert d["offsets"]["median_ms"] == pytest.approx(-20.0)
     assert "beat alignment score" in rep.table()
+
+
+def test_music_side_ignores_off_beat_movement():
+    """Extra motion peaks between the beats hurt the per-motion-beat view, not the per-music-beat one."""
+    beats = np.arange(0.0, 10.0, 0.5)
+    motion = np.sort(np.concatenate([beats, beats[:-1] + 0.25]))   # a hit on every beat and off-beat
+    music = np.where(np.arange(beats.size) < 4, beats + 0.1, beats)  # late for 4 beats, then locked
+    rep = score(music, 120.0, motion, 120.0)
+    assert rep.motion_side.lock.beat == motion.size - 1      # only the very last beat is "locked"
+    assert rep.motion_side.stats.p90_abs_ms > 200
+    us = rep.music_side
+    assert us.beats.size == beats.size
+    assert us.lock.locked and us.lock.beat == 4
+    assert us.lock.time_s == pytest.approx(2.0) and us.lock.after_first_beat_s == pytest.approx(1.9)
+    assert us.stats.median_abs_ms == pytest.approx(0.0, abs=1e-9)
+    assert us.offsets_s[:4] == pytest.approx([0.1] * 4)          # signed music - motion: late
+    assert rep.to_dict()["music_side"]["lock_in"]["beat"] == 4
 
 
 def test_report_json_has_no_nan():

@@ -1,0 +1,141 @@
+"""``d2m serve`` and ``d2m demo``: the live loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from d2m.conductor import ConductorConfig
+from d2m.control import InvalidControl
+
+log = logging.getLogger("d2m")
+
+
+def _hostport(default_host: str):
+    def parse(text: str):
+        from ..osc import parse_hostport
+        try:
+            return parse_hostport(text, default_host)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
+
+
+def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
+    p.add_argument("--osc-in", type=_hostport("127.0.0.1"), default=("127.0.0.1", 9000), metavar="HOST:PORT",
+                   help="where motion and control OSC arrives (default 127.0.0.1:9000)")
+    p.add_argument("--osc-out", type=_hostport("127.0.0.1"), action="append", metavar="HOST:PORT",
+                   help="where beat/tempo/genre events are sent; repeatable (default 127.0.0.1:9001)")
+    p.add_argument("--no-osc", action="store_true", help="no OSC in or out")
+    p.add_argument("--ws", type=_hostport("127.0.0.1"), default=("127.0.0.1", 8765), metavar="HOST:PORT",
+                   help="WebSocket for control, state and the audio stream (default 127.0.0.1:8765)")
+    p.add_argument("--no-ws", action="store_true", help="no WebSocket server")
+    p.add_argument("--audio-out", default=None, metavar="DEVICE|none",
+                   help="sound device name or index; 'none' serves streams only (default: the "
+                        "default device, or none when there is no sound card)")
+    p.add_argument("--backend", default="synth", choices=("synth", "musicgen"),
+                   help="music generator (default synth; musicgen needs --model)")
+    p.add_argument("--model", default=None, help="MusicGen directory or hub id (musicgen backend)")
+    p.add_argument("--encoders", default=None, help="trained rhythm/genre encoders (.safetensors)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--genre", default=None, help="fix the genre (default: follow the dancer)")
+    p.add_argument("--prompt", default="", help="text prompt (MusicGen)")
+    p.add_argument("--bpm", type=float, default=120.0, help="tempo before a dancer is found (default 120)")
+    p.add_argument("--lead", type=float, default=None,
+                   help="seconds a segment is decided before it plays (default 0.5 synth, 8 musicgen)")
+    p.add_argument("--latency", type=float, default=0.0,
+                   help="extra output latency to compensate (s), e.g. a PA system's delay")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--record", metavar="FILE.wav", help="write exactly what is played")
+    p.add_argument("--record-motion", metavar="FILE.jsonl", help="write every frame and control")
+    p.add_argument("--source", action="append", default=[], metavar="SPEC",
+                   help="extra motion source: camera:N or video:PATH (needs the camera extra)")
+    p.add_argument("--loop", action="store_true", help="loop a video source")
+    p.add_argument("--preview", action="store_true", help="show the pose preview (camera/video)")
+    p.add_argument("--duration", type=float, default=30.0 if demo else None,
+                   help="stop after this many seconds" + (" (default 30)" if demo else " (default: run until Ctrl-C)"))
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="run the live server (OSC/WebSocket/camera in, music out)",
+                       description="Run d2m live: motion in over OSC (and optionally camera/video "
+                                   "and WebSocket), beat-locked music out.")
+    add_live_arguments(p, demo=False)
+    p.set_defaults(func=lambda a: run_live(a, demo=False))
+    d = sub.add_parser("demo", help="hear d2m now: a built-in synthetic dancer drives the live loop",
+                       description="A synthetic dancer (118 BPM, a ramp to 128, a jump to 100) drives "
+                                   "the live loop, so you hear d2m with no rig.")
+    add_live_arguments(d, demo=True)
+    d.set_defaults(func=lambda a: run_live(a, demo=True))
+
+
+def build_options(args, *, demo: bool):
+    from ..app import ServeOptions
+
+    lead = args.lead if args.lead is not None else (8.0 if args.backend == "musicgen" else 0.5)
+    try:
+        cfg = ConductorConfig(plan_lead_s=lead, output_latency_s=args.latency, initial_bpm=args.bpm,
+                              genre=args.genre, prompt=args.prompt, seed=args.seed)
+    except (ValueError, InvalidControl) as exc:
+        raise SystemExit(f"d2m: {exc}")
+    return ServeOptions(
+        osc_in=None if args.no_osc else args.osc_in,
+        osc_out=[] if args.no_osc else (args.osc_out or [("127.0.0.1", 9001)]),
+        ws=None if args.no_ws else args.ws,
+        audio_out=args.audio_out, record=args.record, record_motion=args.record_motion,
+        duration=args.duration, demo_dancer=demo, sources=list(args.source), loop_video=args.loop,
+        preview=args.preview, conductor=cfg,
+    )
+
+
+def run_live(args, *, demo: bool) -> int:
+    from ..app import LiveSession
+    from ..audio import AudioUnavailable
+    from ..backends import BackendUnavailable, make_generator
+
+    options = build_options(args, demo=demo)
+    try:
+        generator = make_generator(args.backend, sample_rate=options.conductor.sample_rate, seed=args.seed,
+                                   model=args.model, device=args.device, encoders=args.encoders)
+        fallback = (make_generator("synth", sample_rate=options.conductor.sample_rate, seed=args.seed)
+                    if args.backend != "synth" else None)
+    except BackendUnavailable as exc:
+        print(f"d2m: {exc}", file=sys.stderr)
+        return 2
+    _warm_up()
+    session = LiveSession(options, generator, fallback)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, session.stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await session.run()
+
+    try:
+        asyncio.run(main())
+    except (AudioUnavailable, OSError, ValueError) as exc:
+        print(f"d2m: {exc}", file=sys.stderr)
+        return 2
+    if demo:
+        st = session.status()
+        print(f"demo finished: {st['bar']} bars, tempo {st['tempo']['bpm']:.1f} BPM, genre {st['genre']}"
+              + (f"; recorded {args.record}" if args.record else ""))
+    return 0
+
+
+def _warm_up() -> None:
+    """librosa compiles with numba on first use (~30 s): do it before the show, not in the audio path."""
+    import numpy as np
+
+    from d2m.motion import coarse_tempo
+
+    log.info("warming up the tempo tracker (first run compiles librosa, up to ~30 s)...")
+    env = np.zeros(240)
+    env[::30] = 1.0
+    coarse_tempo(env)
