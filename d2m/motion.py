@@ -65,8 +65,6 @@ COMMIT_AFTER_S = 1.5
 OCTAVE_COMMIT_AFTER_S = 6.0
 #: Least confidence for an estimate to count.
 MIN_CONFIDENCE = 0.35
-#: Mean onset (torso lengths per second, summed over joints) below which the dancer is still.
-STILL_THRESHOLD = 0.5
 #: Cut-off of the causal low-pass (2nd-order Butterworth) applied to joint positions
 #: before differencing: pose estimators jitter by a few thousandths of the image per
 #: frame, which differencing turns into velocities as large as the dance's own.
@@ -315,15 +313,24 @@ HARMONICS = 4
 TEMPO_STEP_BPM = 0.5
 
 
-def tempo_scores(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float = PRIOR_BPM,
-                 prior_octaves: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Score every tempo in MIN_BPM..MAX_BPM: the envelope's autocorrelation summed at
-    1..HARMONICS beat periods, times a log-normal prior.
+#: Autocorrelation strength (0..1) below which the motion has no rhythm (the dancer
+#: is still and only sensor jitter is left: measured 0.12 for jitter, 0.3-0.95 dancing).
+MIN_RHYTHM_STRENGTH = 0.2
+#: Motion beats weaker than this fraction of the window's strong ones (90th percentile)
+#: are ignored by the beat-grid fit (jitter bumps, small gestures).
+PEAK_FLOOR = 0.3
+#: When the rhythm fades, the estimate from this long before is held (s).
+HOLD_LOOKBACK_S = 2.5
+#: With no strong motion beat for this many beat periods, tempo and phase are held.
+HOLD_AFTER_BEATS = 1.5
+#: The last this-many seconds must show rhythm too, so stopping is noticed quickly.
+RECENT_RHYTHM_S = 4.0
+#: An octave relative (x2, /2) whose autocorrelation is at least this fraction of the
+#: best's is equally plausible; the one nearer PRIOR_BPM is then chosen.
+OCTAVE_AMBIGUITY = 0.75
 
-    Summing multiples of the period favours the true beat over its half
-    (off-beat bumps correlate weakly at half a beat) and its 3/2 relatives;
-    the autocorrelation is librosa's.
-    """
+
+def _autocorrelation(env: np.ndarray, rate: float) -> np.ndarray:
     import librosa
 
     x = np.asarray(env, dtype=np.float64)
@@ -331,30 +338,69 @@ def tempo_scores(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float
     max_lag = int(math.ceil(HARMONICS * 60.0 / MIN_BPM * rate)) + 2
     ac = librosa.autocorrelate(x, max_size=min(len(x), max_lag))
     if ac[0] <= 0:
-        bpms = np.arange(MIN_BPM, MAX_BPM + 1e-9, TEMPO_STEP_BPM)
-        return bpms, np.zeros_like(bpms)
-    # unbiased: divide by the overlap so long lags are not penalised
-    ac = ac / (len(x) - np.arange(len(ac)))
-    ac = ac / ac[0]
+        return np.zeros(len(ac))
+    ac = ac / (len(x) - np.arange(len(ac)))     # unbiased: long lags are not penalised
+    return ac / ac[0]
+
+
+def _ac_at(ac: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    ok = lags < len(ac) - 1
+    out = np.zeros(len(lags))
+    out[ok] = np.interp(lags[ok], np.arange(len(ac)), ac)
+    return out
+
+
+def tempo_scores(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float = PRIOR_BPM,
+                 prior_octaves: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score every tempo in MIN_BPM..MAX_BPM: ``(bpms, weighted scores, raw scores)``.
+
+    The raw score is the envelope's autocorrelation (librosa's) averaged at
+    1..HARMONICS beat periods; summing multiples of the period favours the
+    true beat over its 3/2 relatives and off-beat bumps. The weighted score
+    multiplies in a log-normal tempo prior.
+    """
+    ac = _autocorrelation(env, rate)
     bpms = np.arange(MIN_BPM, MAX_BPM + 1e-9, TEMPO_STEP_BPM)
     lags = 60.0 / bpms * rate
     score = np.zeros_like(bpms)
     used = np.zeros_like(bpms)
     for k in range(1, HARMONICS + 1):
         lk = lags * k
-        ok = lk < len(ac) - 1
-        score[ok] += np.interp(lk[ok], np.arange(len(ac)), ac)
-        used[ok] += 1
-    score = np.where(used > 0, score / np.maximum(used, 1), 0.0)
+        score += _ac_at(ac, lk)
+        used += lk < len(ac) - 1
+    raw = np.maximum(np.where(used > 0, score / np.maximum(used, 1), 0.0), 0.0)
     prior = np.exp(-0.5 * (np.log2(bpms / prior_bpm) / prior_octaves) ** 2)
-    return bpms, np.maximum(score, 0.0) * prior
+    return bpms, raw * prior, raw
 
 
 def coarse_tempo(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float = PRIOR_BPM,
                  prior_octaves: float = 1.0) -> float:
-    """The best-scoring tempo (BPM) of an onset envelope (see :func:`tempo_scores`)."""
-    bpms, score = tempo_scores(env, rate, prior_bpm=prior_bpm, prior_octaves=prior_octaves)
-    return float(bpms[int(np.argmax(score))])
+    """The most plausible tempo (BPM) of an onset envelope (see :func:`rhythm_estimate`)."""
+    return rhythm_estimate(env, rate, prior_bpm=prior_bpm, prior_octaves=prior_octaves)[0]
+
+
+def rhythm_estimate(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float = PRIOR_BPM,
+                    prior_octaves: float = 1.0) -> tuple[float, float]:
+    """``(bpm, strength)``: the best-scoring tempo and its raw autocorrelation strength (0..1).
+
+    Where the double or half of the best tempo is almost as well supported
+    (an envelope with a hit on every beat supports both), the one nearer the
+    prior's centre wins.
+    """
+    bpms, weighted, raw = tempo_scores(env, rate, prior_bpm=prior_bpm, prior_octaves=prior_octaves)
+    i = int(np.argmax(weighted))
+    best, strength = float(bpms[i]), float(raw[i])
+    ac = _autocorrelation(env, rate)
+    single = lambda b: float(_ac_at(ac, np.array([60.0 / b * rate]))[0])  # noqa: E731
+    base = single(best)
+    options = [best] + [c for c in (best * 2, best / 2) if MIN_BPM <= c <= MAX_BPM
+                        and single(c) >= OCTAVE_AMBIGUITY * base]
+    chosen = min(options, key=lambda b: abs(math.log2(b / prior_bpm)))
+    if chosen != best:
+        j = int(np.argmin(np.abs(bpms - chosen)))
+        lo, hi = max(0, j - 4), min(len(bpms), j + 5)
+        chosen = float(bpms[lo + int(np.argmax(raw[lo:hi]))])
+    return chosen, strength
 
 
 def estimate_tempo(env: np.ndarray, rate: float = MOTION_RATE) -> float:
@@ -531,6 +577,8 @@ class TempoTracker:
         self.estimate = TempoEstimate(t=0.0, bpm=initial_bpm, period=60.0 / initial_bpm,
                                       anchor=0.0, confidence=0.0, locked=False, still=True)
         self.raw_bpm: float | None = None
+        self.strength = 0.0
+        self._history: deque[tuple[float, TempoEstimate]] = deque()
         self.updates = 0
 
     # -- input -------------------------------------------------------------
@@ -557,21 +605,39 @@ class TempoTracker:
     def _update(self, t: float) -> None:
         env = self.envelope()
         est = self.estimate
-        recent = env[-int(2 * self.rate):]
-        if len(env) < self.min_window or float(np.mean(recent)) < STILL_THRESHOLD:
-            self.estimate = _replace(est, t=t, confidence=0.0, still=len(env) >= self.min_window or est.still)
-            self._agree = 0
+        if len(env) < self.min_window:
             return
         self.updates += 1
         prior = est.bpm if est.locked else PRIOR_BPM
-        coarse = coarse_tempo(env, self.rate, prior_bpm=prior,
-                              prior_octaves=LOCKED_PRIOR_OCTAVES if est.locked else 1.0)
+        coarse, strength = rhythm_estimate(env, self.rate, prior_bpm=prior,
+                                           prior_octaves=LOCKED_PRIOR_OCTAVES if est.locked else 1.0)
+        recent = env[-int(RECENT_RHYTHM_S * self.rate):]
+        recent_strength = rhythm_estimate(recent, self.rate, prior_bpm=coarse, prior_octaves=0.5)[1]
+        self.strength = min(strength, recent_strength)
+        if self.strength < MIN_RHYTHM_STRENGTH:
+            if not est.still and est.locked and self._history:
+                # the rhythm faded: hold what was believed before it did, with no trend
+                held = self._history[0][1]
+                est = _replace(held, drift=0.0)
+            self.estimate = _replace(est, t=t, confidence=0.0, still=True)
+            self._agree = 0
+            return
+        self._history.append((t, est))
+        while self._history and t - self._history[0][0] > HOLD_LOOKBACK_S:
+            self._history.popleft()
         t0 = t - (len(env) - 1) / self.rate
         pos = pick_peaks(env, self.rate)
         heights = np.interp(pos, np.arange(len(env)), env)
         peaks = pos / self.rate + t0 - ONSET_LAG_S
         keep = peaks >= t - FIT_SPAN_S
+        if keep.any():
+            keep &= heights >= PEAK_FLOOR * np.percentile(heights[keep], 90)
         peaks, heights = peaks[keep], heights[keep]
+        if len(peaks) == 0 or t - ONSET_LAG_S - peaks[-1] > HOLD_AFTER_BEATS * est.period:
+            # no recent hit: the dancer paused; hold tempo and phase
+            self.estimate = _replace(est, t=t, confidence=0.0)
+            self._agree = 0
+            return
         period0 = 60.0 / coarse
         hint = None
         if est.locked:

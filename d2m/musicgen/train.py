@@ -170,6 +170,10 @@ class EncoderTrainer:
             self.optimizer.load_state_dict(resume_state["optimizer"])
             self.scheduler.load_state_dict(resume_state["scheduler"])
             torch.set_rng_state(resume_state["torch_rng"])
+            if self.scaler is not None and "scaler" in resume_state:
+                self.scaler.load_state_dict(resume_state["scaler"])
+        else:
+            torch.manual_seed(config.seed)     # classifier dropout: reproducible runs
         self.resumed_from = self.step
         self._codes: dict[int, torch.Tensor] = {}
         self._tokens = self.conditioner.tokenize([config.prompt])
@@ -224,16 +228,24 @@ class EncoderTrainer:
         if self.scaler is not None:
             self.scaler.scale(total).backward()
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.encoders.parameters(), cfg.grad_clip)
+            self._clip()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             total.backward()
-            torch.nn.utils.clip_grad_norm_(self.encoders.parameters(), cfg.grad_clip)
+            self._clip()
             self.optimizer.step()
         self.scheduler.step()
         self.step += 1
         return float(ce.detach()), float(cls.detach())
+
+    def _clip(self) -> None:
+        """Clip the pseudo-word encoders' gradients (norm ``grad_clip``) and, separately, the
+        classifier's, so the classifier never rescales the encoders' update."""
+        enc = self.encoders
+        torch.nn.utils.clip_grad_norm_([*enc.rhythm.parameters(), *enc.genre.parameters()],
+                                       self.config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(enc.classifier.parameters(), self.config.grad_clip)
 
     @torch.no_grad()
     def evaluate(self, indices=None) -> float:
@@ -261,22 +273,26 @@ class EncoderTrainer:
         path = self.encoders.save(self.out, extra=extra)
         state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         tmp = self.out / (STATE_FILE + ".tmp")
         torch.save(state, tmp)
         tmp.replace(self.out / STATE_FILE)
         return path
 
-    def run(self, *, progress: bool = True) -> TrainResult:
-        """Train until ``config.steps``; checkpoint every ``save_every`` steps and at the end."""
+    def run(self, *, progress: bool = True, until: int | None = None) -> TrainResult:
+        """Train until ``config.steps`` (or stop early at step ``until``, as an interruption
+        would); checkpoint every ``save_every`` steps and at the end."""
         from tqdm import tqdm
 
         cfg = self.config
+        stop = cfg.steps if until is None else min(int(until), cfg.steps)
         result = TrainResult(step=self.step, resumed_from=self.resumed_from)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc="d2m train",
                    unit="step", dynamic_ncols=True)
         log = open(self.out / LOG_FILE, "a")
         try:
-            while self.step < cfg.steps:
+            while self.step < stop:
                 ce, cls = self.train_step()
                 result.losses.append(ce)
                 result.classifier_losses.append(cls)

@@ -218,7 +218,7 @@ SOUNDS: dict[str, Callable] = {
     "kick_boom": _with(kick, f_start=130.0, f_end=52.0, sweep=0.03, decay=0.25, click=1.0, drive=2.0,
                        body_noise=0.15),
     "kick_808": _with(kick, f_start=120.0, f_end=46.0, sweep=0.05, decay=0.55, click=0.6, drive=2.2),
-    "kick_808_hard": _with(kick, f_start=180.0, f_end=44.0, sweep=0.04, decay=0.6, click=1.0, drive=3.0),
+    "kick_808_hard": _with(kick, f_start=180.0, f_end=44.0, sweep=0.04, decay=0.3, click=1.0, drive=3.0),
     "kick_electro": _with(kick, f_start=200.0, f_end=52.0, sweep=0.02, decay=0.3, click=0.8, drive=1.6),
     "kick_soft": _with(kick, f_start=95.0, f_end=58.0, sweep=0.03, decay=0.16, click=0.4, drive=1.1),
     "snare_tight": _with(snare, tone_hz=200.0, tone_decay=0.05, noise_decay=0.12, noise_hp=1800.0),

@@ -28,9 +28,14 @@ def frac(phase: np.ndarray) -> np.ndarray:
     return phase - np.floor(phase)
 
 
+def frac32(phase: np.ndarray) -> np.ndarray:
+    """Wrapped phase as float32 (precise: wrapping happens in float64 first)."""
+    return frac(phase).astype(np.float32)
+
+
 def saw(phase: np.ndarray) -> np.ndarray:
     """Naive sawtooth in -1..1 (fine for low, low-passed voices)."""
-    return (2.0 * frac(phase) - 1.0).astype(np.float32)
+    return frac32(phase) * np.float32(2.0) - np.float32(1.0)
 
 
 def _poly_blep(t: np.ndarray, dt: float) -> np.ndarray:
@@ -62,8 +67,31 @@ def pulse_blep(phase: np.ndarray, inc: float, width: float = 0.5) -> np.ndarray:
     return (0.5 * (a - b)).astype(np.float32)
 
 
+_TWO_PI32 = np.float32(TWO_PI)
+
+
 def sine(phase: np.ndarray) -> np.ndarray:
-    return np.sin(TWO_PI * phase).astype(np.float32)
+    """``sin(2 pi phase)`` computed in float32 (numpy's float32 sine is ~25x faster)."""
+    return np.sin(_TWO_PI32 * frac32(phase))
+
+
+def sine_cos(phase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sin`` and ``cos`` of ``2 pi phase`` in float32."""
+    a = _TWO_PI32 * frac32(phase)
+    return np.sin(a), np.cos(a)
+
+
+def harmonic_stack(phase: np.ndarray, amps) -> np.ndarray:
+    """``sum_k amps[k] * sin(2 pi (k+1) phase)`` by the Chebyshev recurrence (one sin, one cos)."""
+    s1, c1 = sine_cos(phase)
+    two_c = np.float32(2.0) * c1
+    out = s1 * np.float32(amps[0])
+    prev, cur = np.zeros_like(s1), s1
+    for amp in amps[1:]:
+        prev, cur = cur, two_c * cur - prev
+        if amp:
+            out += cur * np.float32(amp)
+    return out
 
 
 def one_pole_coef(cutoff: float, sr: int) -> float:
@@ -77,16 +105,16 @@ def lowpass1(x: np.ndarray, cutoff: float, sr: int, zi: np.ndarray | None = None
     a = one_pole_coef(cutoff, sr)
     b_, a_ = [1.0 - a], [1.0, -a]
     if zi is None:
-        return lfilter(b_, a_, x).astype(np.float32), None
+        return lfilter(b_, a_, x).astype(np.float32, copy=False), None
     y, zf = lfilter(b_, a_, x, zi=zi)
-    return y.astype(np.float32), zf
+    return y.astype(np.float32, copy=False), zf
 
 
 def lowpass2(x: np.ndarray, cutoff: float, sr: int) -> np.ndarray:
     """Two cascaded one-pole low-passes (12 dB/oct), one ``lfilter`` call."""
     a = one_pole_coef(cutoff, sr)
     g = (1.0 - a) ** 2
-    return lfilter([g], [1.0, -2.0 * a, a * a], x).astype(np.float32)
+    return lfilter([g], [1.0, -2.0 * a, a * a], x).astype(np.float32, copy=False)
 
 
 def butter_filter(x: np.ndarray, cutoff, sr: int, btype: str, order: int = 2) -> np.ndarray:

@@ -18,7 +18,9 @@ from .voices import render_bass, render_chord, render_lead
 #: Longest ringing sound (seconds) that may spill from one segment into the next.
 MAX_TAIL_S = 4.0
 #: Gain of the whole mix before the soft limiter.
-MASTER_GAIN = 0.5
+MASTER_GAIN = 0.75
+#: Gain of the drum bus relative to the pitched instruments (drum one-shots peak at 1.0).
+DRUM_BUS_GAIN = 0.5
 #: The soft limiter's ceiling: output peaks never exceed it.
 PEAK_CEILING = 0.95
 #: Pan of the lead's dry signal; its echoes alternate right/left of centre.
@@ -97,7 +99,7 @@ class SynthGenerator:
         else:
             pad_state = state.pad
 
-        audio = soft_clip(buf[:, :n] * np.float32(MASTER_GAIN), PEAK_CEILING).T.copy()
+        audio = soft_clip(buf[:, :n] * np.float32(MASTER_GAIN * preset.mix_gain), PEAK_CEILING).T.copy()
         carry = buf[:, n:end].copy()
         new_state = SynthState(carry=carry, pad=pad_state, last_kind=plan.kind)
         return Rendered(audio=audio, tail=None, continues=True), new_state
@@ -119,7 +121,8 @@ class SynthGenerator:
         for hit in score.hits:
             x = self.kit.get(hit.sound, score.sharp)
             gl, gr = pan_gains(hit.pan)
-            end = max(end, self._add(buf, hit.offset, x, gl * hit.velocity, gr * hit.velocity))
+            g = hit.velocity * DRUM_BUS_GAIN
+            end = max(end, self._add(buf, hit.offset, x, gl * g, gr * g))
         return end
 
     def _play_notes(self, buf: np.ndarray, score: Score, preset: GenrePreset) -> int:

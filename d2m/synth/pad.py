@@ -1,8 +1,11 @@
 """A sustained pad that runs continuously across segments.
 
-Unlike note-by-note voices, the pad keeps its oscillator phases, filter memory
-and loudness in :class:`PadState`, so it glides seamlessly from one segment to
-the next (bars, one-beat idle segments, fade-out into silence).
+Unlike note-by-note voices, the pad keeps its oscillator phases and loudness
+in :class:`PadState`, so it glides seamlessly from one segment to the next
+(bars, one-beat idle segments, fade-out into silence). Each oscillator is a
+short band-limited harmonic stack, evaluated at a quarter of the sample
+rate and interpolated up (the pad has no content above a few kHz), which
+keeps it cheap.
 """
 
 from __future__ import annotations
@@ -10,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
-from .dsp import one_pole_coef
+from .dsp import harmonic_stack
 from .theory import VOICES_PER_CHORD, midi_to_hz
 
 #: Detune of the two oscillators per note (ratio); one leans left, one right.
@@ -21,32 +23,44 @@ PAD_DETUNE = 0.0035
 PAD_SLEW_S = 1.2
 #: Cross-feed of each oscillator into the opposite channel.
 PAD_CROSSFEED = 0.5
-#: Low-pass cutoff range (Hz) from dark (bright=0) to open (bright=1).
-PAD_CUTOFF_HZ = (600.0, 2400.0)
+#: The pad is computed every ``PAD_DECIMATION`` samples and linearly interpolated.
+PAD_DECIMATION = 4
+#: Harmonic amplitudes of a pad oscillator when dark (bright=0) and open (bright=1).
+PAD_HARMONICS = ((1.0, 0.25, 0.08, 0.0), (1.0, 0.5, 0.3, 0.18))
 
 
 @dataclass(frozen=True)
 class PadState:
     """Everything the pad needs to continue exactly where it stopped."""
 
-    phases: np.ndarray   # (2 * VOICES_PER_CHORD,) oscillator phases in cycles, [0, 1)
-    level: float         # current loudness 0..1
-    zi: np.ndarray       # (2, 2) low-pass filter memory per channel
-    midis: tuple[int, ...] = ()  # the chord it last played (held while fading out)
+    phases: np.ndarray            # (2 * VOICES_PER_CHORD,) oscillator phases in cycles, [0, 1)
+    level: float                  # current loudness 0..1
+    midis: tuple[int, ...] = ()   # the chord it last played (held while fading out)
 
     @staticmethod
     def initial() -> "PadState":
         phases = (np.arange(2 * VOICES_PER_CHORD, dtype=np.float64) * 0.137) % 1.0
-        return PadState(phases=phases, level=0.0, zi=np.zeros((2, 2)))
+        return PadState(phases=phases, level=0.0)
 
 
 def level_ramp(level: float, target: float, n: int, sr: int, slew_s: float = PAD_SLEW_S) -> np.ndarray:
-    """Linear ramp from ``level`` toward ``target`` (reached exactly, then held)."""
+    """Linear ramp from ``level`` toward ``target`` (reached exactly, then held), float32."""
     rate = 1.0 / (slew_s * sr)
+    if level == target:
+        return np.full(n, level, dtype=np.float32)
     steps = np.arange(1, n + 1, dtype=np.float64) * rate
     if target >= level:
-        return np.minimum(level + steps, target)
-    return np.maximum(level - steps, target)
+        ramp = np.minimum(level + steps, target)
+    else:
+        ramp = np.maximum(level - steps, target)
+    return ramp.astype(np.float32)
+
+
+def _upsample(y: np.ndarray, n: int, factor: int) -> np.ndarray:
+    """Linear interpolation of ``y`` (values at 0, f, 2f, ...) onto samples ``0..n-1``."""
+    w = np.arange(factor, dtype=np.float32) / np.float32(factor)
+    full = y[:-1, None] + (y[1:] - y[:-1])[:, None] * w[None, :]
+    return full.ravel()[:n]
 
 
 def render_pad(state: PadState, midis: tuple[int, ...], target: float, n: int, sr: int,
@@ -60,30 +74,28 @@ def render_pad(state: PadState, midis: tuple[int, ...], target: float, n: int, s
         return np.zeros(0, np.float32), np.zeros(0, np.float32), state
     if state.level <= 0.0 and target <= 0.0:
         z = np.zeros(n, dtype=np.float32)
-        return z, z.copy(), PadState(state.phases, 0.0, np.zeros((2, 2)), state.midis)
+        return z, z.copy(), PadState(state.phases, 0.0, state.midis)
     freqs = np.repeat(midi_to_hz(np.asarray(midis[:VOICES_PER_CHORD], dtype=np.float64)), 2)
     freqs[0::2] *= 1.0 - PAD_DETUNE
     freqs[1::2] *= 1.0 + PAD_DETUNE
     incs = freqs / sr
-    idx = np.arange(n, dtype=np.float64)
-    left = np.zeros(n, dtype=np.float64)
-    right = np.zeros(n, dtype=np.float64)
-    new_phases = np.empty_like(state.phases)
+    b = float(np.clip(bright, 0.0, 1.0))
+    amps = tuple(lo + (hi - lo) * b for lo, hi in zip(*PAD_HARMONICS))
+    d = PAD_DECIMATION
+    n_points = -(-n // d) + 1                     # grid 0, d, 2d, ... reaching past the end
+    pos = np.arange(n_points, dtype=np.float64) * d
+    left = np.zeros(n_points, dtype=np.float32)
+    right = np.zeros(n_points, dtype=np.float32)
     for k in range(len(freqs)):
-        ph = state.phases[k] + idx * incs[k]
-        w = 2.0 * (ph - np.floor(ph)) - 1.0
-        if k % 2 == 0:
-            left += w
-            right += PAD_CROSSFEED * w
-        else:
-            right += w
-            left += PAD_CROSSFEED * w
-        new_phases[k] = (state.phases[k] + n * incs[k]) % 1.0
-    a = one_pole_coef(PAD_CUTOFF_HZ[0] + (PAD_CUTOFF_HZ[1] - PAD_CUTOFF_HZ[0]) * bright, sr)
-    b_, a_ = [(1.0 - a) ** 2], [1.0, -2.0 * a, a * a]
-    left, zl = lfilter(b_, a_, left, zi=state.zi[0])
-    right, zr = lfilter(b_, a_, right, zi=state.zi[1])
+        w = harmonic_stack(state.phases[k] + pos * incs[k], amps)
+        near, far = (left, right) if k % 2 == 0 else (right, left)
+        near += w
+        far += np.float32(PAD_CROSSFEED) * w
+    new_phases = (state.phases + n * incs) % 1.0
     ramp = level_ramp(state.level, target, n, sr)
-    gain = ramp / (len(freqs) * (1.0 + PAD_CROSSFEED) / 2.0)
-    new_state = PadState(new_phases, float(ramp[-1]), np.stack([zl, zr]), tuple(midis))
-    return (left * gain).astype(np.float32), (right * gain).astype(np.float32), new_state
+    norm = np.float32(1.0 / (len(freqs) * (1.0 + PAD_CROSSFEED) / 2.0))
+    gain = ramp * norm
+    out_l = _upsample(left, n, d) * gain
+    out_r = _upsample(right, n, d) * gain
+    new_state = PadState(new_phases, float(ramp[-1]), tuple(midis))
+    return out_l, out_r, new_state

@@ -69,6 +69,7 @@ class GenrePreset:
     swing_unit: int = 16                     #: 16: swing 16ths; 8: swing 8ths
     pad_level: float = 0.25                  #: pad loudness (0..1) under the band
     pad_center: int = 57                     #: MIDI centre of pad voicings
+    mix_gain: float = 1.0                    #: trim of the whole genre so every preset is about equally loud
     bass_gain: float = 0.55
     chord_gain: float = 0.3
     lead_gain: float = 0.22
@@ -120,10 +121,10 @@ _add(GenrePreset(
     drums=(
         DrumPart("kick_house", ((0.0, "X...X...X...X..."),), 1.0),
         DrumPart("clap", ((0.0, "....X.......X..."),), 0.55, 0.05),
-        DrumPart("open_hat", ((0.25, "..x...x...x...x."),), 0.32, 0.25),
-        DrumPart("hat", ((0.45, "o...o...o...o..."), (0.65, ".o.o.o.o.o.o.o.o")), 0.3, -0.25),
+        DrumPart("open_hat", ((0.25, "..x...x...x...x."),), 0.58, 0.25),
+        DrumPart("hat", ((0.45, "o...o...o...o..."), (0.65, ".o.o.o.o.o.o.o.o")), 0.54, -0.25),
         DrumPart("rim", ((0.72, "...x..x....x..x."),), 0.18, 0.45),
-        DrumPart("shaker", ((0.8, "oxoooxoooxoooxoo"),), 0.16, -0.5),
+        DrumPart("shaker", ((0.8, "oxoooxoooxoooxoo"),), 0.29, -0.5),
     ),
     bass_kind="saw", bass_low=33, bass_patterns=((0.0, "..R-..R-..R-..R-"), (0.6, "..R-..R-..R-.5O-")),
     chord_kind="piano", chord_center=65,
@@ -132,6 +133,7 @@ _add(GenrePreset(
     lead_rhythms=("x.x.x..x.x..x...x.x.x..x..x-x-..", "..x.x.x...x.x.x...x.x.x...x-x-..",
                   "x..x..x.x-..x...x..x..x.x--....."),
     swing=0.54, pad_level=0.3, fill_sound="snare_clap",
+    bass_gain=1.2, chord_gain=0.37, pad_gain=0.65, lead_gain=0.5, mix_gain=0.75,
 ))
 
 _add(GenrePreset(
@@ -141,9 +143,9 @@ _add(GenrePreset(
         DrumPart("kick_disco", ((0.0, "X...X...X...X..."),), 1.0),
         DrumPart("snare_disco", ((0.0, "....X.......X..."),), 0.65),
         DrumPart("clap", ((0.5, "....X.......X..."),), 0.35, 0.1),
-        DrumPart("open_hat", ((0.3, "..x...x...x...x."),), 0.34, 0.25),
-        DrumPart("hat", ((0.5, "o...o...o...o..."), (0.68, ".o.o.o.o.o.o.o.o")), 0.28, -0.25),
-        DrumPart("tambourine", ((0.6, "....x.......x..."), (0.8, "..o...o...o...o.")), 0.2, 0.4),
+        DrumPart("open_hat", ((0.3, "..x...x...x...x."),), 0.61, 0.25),
+        DrumPart("hat", ((0.5, "o...o...o...o..."), (0.68, ".o.o.o.o.o.o.o.o")), 0.5, -0.25),
+        DrumPart("tambourine", ((0.6, "....x.......x..."), (0.8, "..o...o...o...o.")), 0.36, 0.4),
         DrumPart("conga", ((0.75, "...x..x....x.x.."),), 0.22, -0.45),
     ),
     bass_kind="finger", bass_low=38, bass_patterns=((0.0, "R.O.R.O.R.O.R.O."), (0.6, "R.OrR.O.R.OrR.On")),
@@ -152,7 +154,8 @@ _add(GenrePreset(
     lead_kind="saw", lead_low=74,
     lead_rhythms=("x-x-x---x-x-x-..x-x-x---x---x---", "....x-x-x-x-x---....x-x-x-x-x---",
                   "x---x---x-x-x---x---x---x-------"),
-    swing=0.5, pad_level=0.3, fill_sound="snare_disco", chord_gain=0.26,
+    swing=0.5, pad_level=0.3, fill_sound="snare_disco",
+    bass_gain=0.57, chord_gain=0.42, pad_gain=0.46, lead_gain=0.22, mix_gain=1.0,
 ))
 
 _add(GenrePreset(
@@ -161,9 +164,9 @@ _add(GenrePreset(
     drums=(
         DrumPart("kick_break", ((0.0, "X.....o.X.o....."), (0.6, ".............o..")), 1.0),
         DrumPart("snare_tight", ((0.0, "....X.......X..."), (0.45, ".......o.o.....o")), 0.75),
-        DrumPart("hat", ((0.0, "x.x.x.x.x.x.x.x."), (0.6, ".o.o.o.o.o.o.o.o")), 0.3, -0.2),
-        DrumPart("tambourine", ((0.5, "....x.......x..."),), 0.22, 0.35),
-        DrumPart("open_hat", ((0.7, "..............x."),), 0.25, 0.25),
+        DrumPart("hat", ((0.0, "x.x.x.x.x.x.x.x."), (0.6, ".o.o.o.o.o.o.o.o")), 0.54, -0.2),
+        DrumPart("tambourine", ((0.5, "....x.......x..."),), 0.4, 0.35),
+        DrumPart("open_hat", ((0.7, "..............x."),), 0.45, 0.25),
         DrumPart("cowbell", ((0.8, "x.....x...x....."),), 0.12, 0.5),
     ),
     bass_kind="finger", bass_low=40, bass_patterns=((0.0, "R..R..O.R.5.7.O."), (0.6, "R.rR..O.R.5.7rOn")),
@@ -172,7 +175,8 @@ _add(GenrePreset(
     lead_kind="brass", lead_low=71,
     lead_rhythms=("x-.x-.x-....x-..x-.x-.x-..x-x-..", "..x-x-..x-.x....x-x-..x-x-.x-...",
                   "x.x.x-..x.x.x-..x.x.x-..x---...."),
-    swing=0.56, pad_level=0.12, fill_sound="snare_tight", chord_gain=0.26,
+    swing=0.56, pad_level=0.12, fill_sound="snare_tight",
+    bass_gain=0.48, chord_gain=0.35, pad_gain=0.45, lead_gain=0.23, mix_gain=1.25,
 ))
 
 _add(GenrePreset(
@@ -181,8 +185,8 @@ _add(GenrePreset(
     drums=(
         DrumPart("kick_break", ((0.0, "X.o.....X.o.....X.o.....X.o..o.."), (0.6, "......o.......o.")), 1.0),
         DrumPart("snare_break", ((0.0, "....X.......X..."), (0.4, ".......o.o.....o")), 0.55),
-        DrumPart("hat", ((0.0, "x.o.x.o.x.o.x.o."), (0.7, ".o.o...o.o.o...o")), 0.32, -0.2),
-        DrumPart("open_hat", ((0.6, "......o.......o."),), 0.22, 0.25),
+        DrumPart("hat", ((0.0, "x.o.x.o.x.o.x.o."), (0.7, ".o.o...o.o.o...o")), 0.58, -0.2),
+        DrumPart("open_hat", ((0.6, "......o.......o."),), 0.4, 0.25),
         DrumPart("conga", ((0.75, "...x..x...x..x.."),), 0.2, 0.45),
     ),
     bass_kind="finger", bass_low=40, bass_patterns=((0.0, "R-r.....R-r....."), (0.6, "R-r...b.R-r...7.")),
@@ -192,6 +196,7 @@ _add(GenrePreset(
     lead_rhythms=("x-x-..x-..x-x...x-x-..x-x-x-....", "....x-x-x-..x-..x.x.x-..x-......",
                   "x-..x-..x-x-x-..x-..x-..x-------"),
     swing=0.55, pad_level=0.18, fill_sound="snare_break",
+    bass_gain=0.56, chord_gain=0.4, pad_gain=0.38, lead_gain=0.23, mix_gain=1.2,
 ))
 
 _add(GenrePreset(
@@ -200,7 +205,7 @@ _add(GenrePreset(
     drums=(
         DrumPart("kick_electro", ((0.0, "X......oX......."), (0.6, "..........o.....")), 1.0),
         DrumPart("clap", ((0.0, "....X.......X..."),), 0.7, 0.05),
-        DrumPart("hat_bright", ((0.0, "x.x.x.x.x.x.x.x."), (0.6, ".o.o.o.o.o.o.o.o")), 0.26, -0.25),
+        DrumPart("hat_bright", ((0.0, "x.x.x.x.x.x.x.x."), (0.6, ".o.o.o.o.o.o.o.o")), 0.47, -0.25),
         DrumPart("cowbell", ((0.7, "x..x..x...x.x..."),), 0.12, 0.45),
         DrumPart("rim", ((0.8, ".......x.......x"),), 0.2, -0.4),
     ),
@@ -210,7 +215,8 @@ _add(GenrePreset(
     lead_kind="pulse", lead_low=72,
     lead_rhythms=("x.x.x...x.x.x...x.x.x...x---....", "x..x..x.x..x..x.x..x..x.x-------",
                   "..x.x.x...x.x.x...x.x.x.x-x-x-.."),
-    swing=0.5, pad_level=0.15, fill_sound="clap", bass_gain=0.42,
+    swing=0.5, pad_level=0.15, fill_sound="clap",
+    bass_gain=0.32, chord_gain=0.6, pad_gain=0.6, lead_gain=0.3, mix_gain=1.05,
 ))
 
 _add(GenrePreset(
@@ -219,9 +225,9 @@ _add(GenrePreset(
     drums=(
         DrumPart("kick_boom", ((0.0, "X.......X.o....."), (0.45, "..o....o........")), 1.0),
         DrumPart("snare_boom", ((0.0, "....X.......X..."),), 0.72),
-        DrumPart("hat_soft", ((0.0, "x.o.x.o.x.o.x.o."), (0.7, "...o.......o....")), 0.34, -0.2),
+        DrumPart("hat_soft", ((0.0, "x.o.x.o.x.o.x.o."), (0.7, "...o.......o....")), 0.61, -0.2),
         DrumPart("rim", ((0.6, "..............x."),), 0.2, 0.4),
-        DrumPart("shaker", ((0.78, "..o...o...o...o."),), 0.15, 0.5),
+        DrumPart("shaker", ((0.78, "..o...o...o...o."),), 0.27, 0.5),
     ),
     bass_kind="moog", bass_low=36, bass_patterns=((0.0, "R--.....R-r....."), (0.55, "R--....rR--r....")),
     chord_kind="epiano", chord_center=63,
@@ -229,7 +235,8 @@ _add(GenrePreset(
     lead_kind="bell", lead_low=72,
     lead_rhythms=("x-..x-....x-....x-..x-..x-......", "....x-x-........x-..x-x-x-......",
                   "x-x-....x-x-....x-x-....x-------"),
-    swing=0.6, pad_level=0.2, fill_sound="snare_boom", chord_gain=0.34,
+    swing=0.6, pad_level=0.2, fill_sound="snare_boom",
+    bass_gain=1.0, chord_gain=0.4, pad_gain=0.5, lead_gain=0.29, mix_gain=0.85,
 ))
 
 _add(GenrePreset(
@@ -238,8 +245,8 @@ _add(GenrePreset(
     drums=(
         DrumPart("kick_808", ((0.0, "X.....o.X.o....."), (0.55, ".............o..")), 1.0),
         DrumPart("snare_clap", ((0.0, "....X.......X..."),), 0.8),
-        DrumPart("hat", ((0.0, "x.x.x.x.x.x.x.x."), (0.55, ".o.o.o.o.o.o.o.o")), 0.26, -0.25),
-        DrumPart("shaker", ((0.7, "..o...o...o...o."),), 0.15, 0.45),
+        DrumPart("hat", ((0.0, "x.x.x.x.x.x.x.x."), (0.55, ".o.o.o.o.o.o.o.o")), 0.47, -0.25),
+        DrumPart("shaker", ((0.7, "..o...o...o...o."),), 0.27, 0.45),
         DrumPart("snap", ((0.8, "...........x...."),), 0.3, 0.3),
     ),
     bass_kind="moog", bass_low=36, bass_patterns=((0.0, "R-....R-..R-...."), (0.55, "R-...rR-..R-.5O.")),
@@ -248,7 +255,8 @@ _add(GenrePreset(
     lead_kind="whistle", lead_low=79,
     lead_rhythms=("x-----x-x-------x-----x-x-x-----", "x---x---x-------....x-x-x-------",
                   "..x-x-x-----....x-x-----x-------"),
-    swing=0.57, pad_level=0.35, fill_sound="snare_clap", chord_gain=0.22,
+    swing=0.57, pad_level=0.35, fill_sound="snare_clap",
+    bass_gain=1.2, chord_gain=0.26, pad_gain=0.6, lead_gain=0.22, mix_gain=0.8,
 ))
 
 _add(GenrePreset(
@@ -258,7 +266,7 @@ _add(GenrePreset(
         DrumPart("kick_808_hard", ((0.0, "X...x...X...x..."), (0.45, "..........o....."), (0.7, "...o.........o..")),
                  1.0),
         DrumPart("krump_snare", ((0.0, "....X.......X..."),), 0.75),
-        DrumPart("hat", ((0.3, "x.o.x.o.x.o.x.o."), (0.75, "...........ox.oo")), 0.3, -0.2),
+        DrumPart("hat", ((0.3, "x.o.x.o.x.o.x.o."), (0.75, "...........ox.oo")), 0.54, -0.2),
         DrumPart("tom_low", ((0.6, "..............x."),), 0.35, 0.3),
     ),
     bass_kind="sub808", bass_low=37, bass_patterns=((0.0, "R-------R-------"), (0.45, "R-------R-R-----"),
@@ -268,7 +276,8 @@ _add(GenrePreset(
     lead_kind="saw", lead_low=68,
     lead_rhythms=("x.x.x...x.x.x...x.x.x...x-x-x-..", "x-..x-..x-x-x-..x-..x-..x-x-x-x-",
                   "x.x.x.x.x---....x.x.x.x.x---...."),
-    swing=0.5, pad_level=0.3, pad_center=52, fill_sound="krump_snare", bass_gain=0.5, chord_gain=0.2,
+    swing=0.5, pad_level=0.3, pad_center=52, fill_sound="krump_snare",
+    bass_gain=0.57, chord_gain=0.56, pad_gain=0.8, lead_gain=0.47, mix_gain=0.55,
 ))
 
 _add(GenrePreset(
@@ -278,8 +287,8 @@ _add(GenrePreset(
         DrumPart("kick_boom", ((0.0, "X.....o.X......."), (0.5, "..........o..o..")), 1.0),
         DrumPart("clap", ((0.0, "....X.......X..."),), 0.65, 0.05),
         DrumPart("snap", ((0.4, "....x.......x..."),), 0.3, 0.3),
-        DrumPart("hat_bright", ((0.0, "x.x.x.x.x.x.x.x."), (0.55, ".o.o.o.o.o.o.o.o")), 0.24, -0.25),
-        DrumPart("open_hat", ((0.5, "..............x."),), 0.22, 0.25),
+        DrumPart("hat_bright", ((0.0, "x.x.x.x.x.x.x.x."), (0.55, ".o.o.o.o.o.o.o.o")), 0.43, -0.25),
+        DrumPart("open_hat", ((0.5, "..............x."),), 0.4, 0.25),
         DrumPart("rim", ((0.7, "..x..x....x..x.."),), 0.15, 0.45),
     ),
     bass_kind="finger", bass_low=34, bass_patterns=((0.0, "R-.R..O.R-..5.7."), (0.6, "R-.R.rO.R-.r5.7n")),
@@ -289,6 +298,7 @@ _add(GenrePreset(
     lead_rhythms=("x.x.x-..x.x.x-..x.x.x-..x.x-x-..", "..x-x-x-..x-x-..x-x-..x-x-......",
                   "x-x-x-x-x-..x-..x-..x-x-x-------"),
     swing=0.55, pad_level=0.25, fill_sound="clap",
+    bass_gain=0.66, chord_gain=0.48, pad_gain=0.7, lead_gain=0.5, mix_gain=0.85,
 ))
 
 _add(GenrePreset(
@@ -297,8 +307,8 @@ _add(GenrePreset(
     drums=(
         DrumPart("kick_soft", ((0.0, "x...x...x...x..."),), 0.9),
         DrumPart("brush", ((0.0, "....X.......X..."),), 0.7, 0.1),
-        DrumPart("ride", ((0.0, "x...x.o.x...x.o."),), 0.22, 0.35),
-        DrumPart("hat_soft", ((0.4, "....o.......o..."),), 0.25, -0.3),
+        DrumPart("ride", ((0.0, "x...x.o.x...x.o."),), 0.4, 0.35),
+        DrumPart("hat_soft", ((0.4, "....o.......o..."),), 0.45, -0.3),
         DrumPart("rim", ((0.75, "......o.......o."),), 0.12, -0.4),
     ),
     bass_kind="upright", bass_low=36, bass_patterns=((0.0, "R...3...5...n..."), (0.6, "R...5...O...n.5.")),
@@ -307,7 +317,8 @@ _add(GenrePreset(
     lead_kind="bell", lead_low=72,
     lead_rhythms=("x---x---x---x-------x---x---x---", "x-x-x---x-------x-x-x---x-------",
                   "....x-x-x-x-x-------x-x-x-------"),
-    swing=0.64, swing_unit=8, pad_level=0.45, fill_sound="brush", bass_gain=0.7,
+    swing=0.64, swing_unit=8, pad_level=0.45, fill_sound="brush",
+    bass_gain=0.37, chord_gain=0.28, pad_gain=0.34, lead_gain=0.18, mix_gain=1.4,
 ))
 
 missing = set(GENRES) - set(PRESETS)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .dsp import (
-    gate_envelope, lowpass1, lowpass2, phase_from_freq, phase_ramp, pulse_blep, saw, saw_blep, sine,
-    exp_decay, TWO_PI,
+    TWO_PI, exp_decay, frac32, gate_envelope, harmonic_stack, lowpass1, lowpass2, phase_from_freq, phase_ramp,
+    pulse_blep, saw, saw_blep, sine,
 )
 from .theory import midi_to_hz
 
@@ -87,70 +87,65 @@ def render_bass(kind: str, midi: int, n_gate: int, sr: int, *, vel: float = 0.8,
 
 # --------------------------------------------------------------------------- chords
 
-def _piano_note(f: float, n: int, sr: int, bright: float) -> np.ndarray:
-    ph = phase_ramp(f, n, sr)
-    out = np.zeros(n, dtype=np.float32)
-    n_partials = 4 if bright < 0.5 else 6
-    for k in range(1, n_partials + 1):
-        amp = (1.0 / k ** 1.1) * (0.6 + 0.4 * bright if k > 1 else 1.0)
-        tau = 1.6 / k ** 0.8
-        out += np.float32(amp) * sine(k * ph * (1.0 + 0.0004 * k * k)) * exp_decay(n, tau, sr)
-    return out
-
-
-def _epiano_note(f: float, n: int, sr: int, bright: float) -> np.ndarray:
-    ph = phase_ramp(f, n, sr)
-    index = (0.6 + 1.6 * bright) * exp_decay(n, 0.25, sr) + 0.15
-    x = np.sin(TWO_PI * ph + index * np.sin(TWO_PI * ph)).astype(np.float32)
-    x += 0.25 * sine(ph * 4.0) * exp_decay(n, 0.05, sr)  # tine
-    return x * exp_decay(n, 1.8, sr)
-
-
 def _saw_pair(f: float, n: int, sr: int) -> np.ndarray:
     p = phase_ramp(f * (1.0 - DETUNE), n, sr)
     q = phase_ramp(f * (1.0 + DETUNE), n, sr, 0.37)
-    return 0.5 * (saw(p) + saw(q))
+    return np.float32(0.5) * (saw(p) + saw(q))
 
 
 def render_chord(kind: str, midis: tuple[int, ...], n_gate: int, sr: int, *, vel: float = 0.8,
                  bright: float = 0.5, sharp: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """A chord hit; returns ``(left, right)`` (alternate notes spread across the stereo field)."""
+    """A chord hit; returns ``(left, right)`` (alternate notes spread across the stereo field).
+
+    All notes of a chord share one envelope and one filter, so the notes are
+    summed raw first and shaped once per channel.
+    """
     n_rel = _release_samples(sr, CHORD_RELEASE_S, sharp)
     n_gate = max(1, n_gate)
     n = n_gate + n_rel
     left = np.zeros(n, dtype=np.float32)
     right = np.zeros(n, dtype=np.float32)
-    attack = 0.002
+    fm_index = None
+    if kind == "epiano":
+        fm_index = (0.6 + 1.6 * bright) * exp_decay(n, 0.25, sr) + np.float32(0.15)
     for i, m in enumerate(midis):
         f = float(midi_to_hz(m))
+        ph = phase_ramp(f, n, sr, 0.21 * i)
         if kind == "piano":
-            x = _piano_note(f, n, sr, bright)
+            x = harmonic_stack(ph, (1.0, 0.5, 0.32, 0.22, 0.12 * bright))
         elif kind == "epiano":
-            x = _epiano_note(f, n, sr, bright)
+            s1 = sine(ph)
+            x = np.sin(np.float32(TWO_PI) * frac32(ph) + fm_index * s1)
         elif kind == "organ":
-            ph = phase_ramp(f, n, sr)
-            x = sine(ph) + 0.6 * sine(2.0 * ph) + 0.35 * sine(3.0 * ph) + 0.2 * bright * sine(4.0 * ph)
-            attack = 0.004
+            x = harmonic_stack(ph, (1.0, 0.6, 0.35, 0.2 * bright))
         else:
             x = _saw_pair(f, n, sr)
-        (left if i % 2 == 0 else right)[:] += x
-        (right if i % 2 == 0 else left)[:] += 0.45 * x
-    if kind in ("stab", "strings", "brass"):
-        if kind == "stab":
-            left = _filter_sweep(left, 600.0 + 900 * bright, 3000.0 + 5000.0 * bright, 0.07, sr)
-            right = _filter_sweep(right, 600.0 + 900 * bright, 3000.0 + 5000.0 * bright, 0.07, sr)
-        elif kind == "strings":
-            left = lowpass2(left, 1800.0 + 2500.0 * bright, sr)
-            right = lowpass2(right, 1800.0 + 2500.0 * bright, sr)
-            attack = _mix(0.09, 0.015, sharp)
-        else:  # brass: filter opens with the attack
-            cut = 1200.0 + 3800.0 * bright
-            left = lowpass2(left, cut, sr)
-            right = lowpass2(right, cut, sr)
-            attack = _mix(0.04, 0.012, sharp)
-    env = gate_envelope(n_gate, n, attack, 0.0, sr)
-    g = np.float32(vel / max(1, len(midis)) * 1.6)
-    return left * env * g, right * env * g
+        near, far = (left, right) if i % 2 == 0 else (right, left)
+        near += x
+        far += np.float32(0.45) * x
+    attack, decay = 0.002, None
+    if kind == "piano":
+        left, right = (_filter_sweep(c, 900.0 + 1500.0 * bright, 4000.0 + 5000.0 * bright, 0.3, sr)
+                       for c in (left, right))
+        decay = 1.4
+    elif kind == "epiano":
+        decay = 1.8
+    elif kind == "organ":
+        attack = 0.004
+    elif kind == "stab":
+        left, right = (_filter_sweep(c, 600.0 + 900 * bright, 3000.0 + 5000.0 * bright, 0.07, sr)
+                       for c in (left, right))
+        decay = 0.6
+    elif kind == "strings":
+        left, right = (lowpass2(c, 1800.0 + 2500.0 * bright, sr) for c in (left, right))
+        attack = _mix(0.09, 0.015, sharp)
+    else:  # brass
+        cut = 1200.0 + 3800.0 * bright
+        left, right = (lowpass2(c, cut, sr) for c in (left, right))
+        attack = _mix(0.04, 0.012, sharp)
+    env = gate_envelope(n_gate, n, attack, 0.0, sr, decay_tau_s=decay)
+    env *= np.float32(vel / max(1, len(midis)) * 1.6)
+    return left * env, right * env
 
 
 # --------------------------------------------------------------------------- lead
@@ -167,7 +162,7 @@ def render_lead(kind: str, midi: int, n_gate: int, sr: int, *, vel: float = 0.8,
     vib_depth = {"whistle": 0.35, "pulse": 0.15, "brass": 0.1, "saw": 0.12}.get(kind, 0.0)
     if vib_depth:
         onset = np.clip((t - 0.12) / 0.2, 0.0, 1.0)
-        semis += vib_depth * onset * np.sin(TWO_PI * 5.6 * t)
+        semis += vib_depth * onset * sine(5.6 * t)
     if glide_from is not None and kind in ("whistle", "saw", "pulse"):
         semis += (glide_from - midi) * np.exp(-t / 0.035)
     freq = f * 2.0 ** (semis / 12.0)
@@ -189,7 +184,7 @@ def render_lead(kind: str, midi: int, n_gate: int, sr: int, *, vel: float = 0.8,
         attack = _mix(0.05, 0.015, sharp)
     elif kind == "bell":
         index = (1.0 + 2.0 * bright) * exp_decay(n, 0.3, sr)
-        x = np.sin(TWO_PI * ph + index * np.sin(TWO_PI * 3.5 * ph)).astype(np.float32)
+        x = np.sin(np.float32(TWO_PI) * frac32(ph) + index * sine(3.5 * ph))
         decay = _mix(0.9, 0.4, sharp)
         attack = 0.001
     else:  # saw

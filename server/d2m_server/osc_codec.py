@@ -48,6 +48,9 @@ MAX_OSC_ARGS = 1024
 MAX_OSC_MESSAGES = 1024
 #: Deepest ``[ ]`` array nesting accepted inside one message.
 MAX_ARRAY_DEPTH = 2
+#: Most ``[`` and ``]`` tags in one message. Brackets are not arguments, so without
+#: this cap a 64 KiB tag string of ``[][][]...`` would cost ~30 ms of parsing.
+MAX_ARRAY_TAGS = 64
 
 BUNDLE_TAG = b"#bundle\x00"
 
@@ -63,6 +66,7 @@ DECODE_REASONS: tuple[str, ...] = (
     "bad_typetags",       # type tag string missing its ',' or not ASCII
     "unknown_type",       # a type tag this decoder does not know
     "too_many_args",      # more than max_args arguments
+    "too_many_tags",      # more than MAX_ARRAY_TAGS '[' / ']' tags in one message
     "bad_array",          # unbalanced or too deeply nested [ ]
     "bad_blob",           # negative blob size
     "bad_char",           # 'c' value is not a Unicode code point
@@ -211,7 +215,10 @@ def _decode_message(data: bytes, pos: int, end: int, max_args: int) -> OscMessag
     tags = tag_string[1:]
     if not tags.isascii():
         raise OscDecodeError("bad_typetags", "type tags are not ASCII")
-    n_args = len(tags) - tags.count("[") - tags.count("]")
+    n_brackets = tags.count("[") + tags.count("]")
+    if n_brackets > MAX_ARRAY_TAGS:
+        raise OscDecodeError("too_many_tags", f"{n_brackets} array tags > {MAX_ARRAY_TAGS}")
+    n_args = len(tags) - n_brackets
     if n_args > max_args:
         raise OscDecodeError("too_many_args", f"{n_args} arguments > {max_args}")
 

@@ -39,6 +39,7 @@ from d2m.control import Control, InvalidControl
 from d2m.skeleton import InvalidFrame, SkeletonFrame, frame_from_json
 
 from .stats import InputStats
+from .web import VIDEO_MAGIC
 
 #: Version of the WebSocket protocol (in ``hello`` and in every audio header).
 PROTOCOL_VERSION = 1
@@ -327,7 +328,12 @@ class WebSocketHub:
     ``on_control(control)`` receives every validated :class:`Control`;
     ``on_status()`` returns the status dict sent to a client that asks;
     ``on_pose(frame)`` (optional) receives poses sent by clients, stamped with
-    ``clock()`` (the session clock) when they carry no ``t``. All callbacks
+    ``clock()`` (the session clock) when they carry no ``t``.
+    ``http_handler(connection, request)`` (optional) answers plain HTTP
+    requests on the same port (the web page, :class:`d2m_server.web.StaticSite`);
+    ``on_video(client_number, data)`` (optional) takes binary camera frames
+    starting with :data:`d2m_server.web.VIDEO_MAGIC` and raises ``ValueError``
+    for a bad one (see :class:`d2m_server.web.WebcamPose`). All callbacks
     run on the event loop. :meth:`broadcast` and :meth:`broadcast_audio` must
     be called from the event loop and never wait for a client.
     """
@@ -342,8 +348,12 @@ class WebSocketHub:
                  ping_interval: float | None = PING_INTERVAL_S,
                  ping_timeout: float | None = PING_TIMEOUT_S,
                  write_limit: int = WRITE_LIMIT_BYTES, close_timeout: float = CLOSE_TIMEOUT_S,
-                 max_clients: int = MAX_CLIENTS):
+                 max_clients: int = MAX_CLIENTS,
+                 http_handler: Callable[[ServerConnection, Any], Any] | None = None,
+                 on_video: Callable[[int, bytes], None] | None = None):
         self.on_control = on_control
+        self.http_handler = http_handler
+        self.on_video = on_video
         self.on_status = on_status
         self.on_pose = on_pose
         self.clock = clock
@@ -378,6 +388,7 @@ class WebSocketHub:
                 ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
                 write_limit=self.write_limit, close_timeout=self.close_timeout,
                 compression=None, server_header=f"d2m websocket/{PROTOCOL_VERSION}",
+                process_request=self.http_handler,
             )
         except OSError as exc:
             raise WebSocketUnavailable(
@@ -530,6 +541,9 @@ class WebSocketHub:
             log.info("websocket client %s disconnected", client.remote)
 
     def _handle(self, client: _Client, message: str | bytes) -> None:
+        if isinstance(message, (bytes, bytearray)) and message[:4] == VIDEO_MAGIC:
+            self._handle_video(client, bytes(message))
+            return
         try:
             msg = parse_client_message(message)
         except ProtocolError as exc:
@@ -574,6 +588,28 @@ class WebSocketHub:
             log.exception("websocket %s handler failed", msg.type)
             self._reply(client, {"type": "error", "request": msg.type,
                                  "message": f"internal error handling {msg.type}: {exc}"}, msg.id)
+            return
+        self.stats.ok()
+
+    def _handle_video(self, client: _Client, data: bytes) -> None:
+        """A binary camera frame from the web page (header: :data:`d2m_server.web.VIDEO_HEADER`)."""
+        if self.on_video is None:
+            self.stats.reject("video not accepted", client.remote)
+            self._reply(client, {"type": "error", "request": "video_frame",
+                                 "message": "this server does not take camera frames; "
+                                            "start it with --web-camera"})
+            return
+        try:
+            self.on_video(client.number, data)
+        except ValueError as exc:
+            self.stats.reject("bad video frame", f"{client.remote}: {exc}")
+            self._reply(client, {"type": "error", "request": "video_frame", "message": str(exc)})
+            return
+        except Exception as exc:  # a bug in the callback must not close the connection
+            self.callback_errors += 1
+            log.exception("websocket video frame handler failed")
+            self._reply(client, {"type": "error", "request": "video_frame",
+                                 "message": f"internal error handling a camera frame: {exc}"})
             return
         self.stats.ok()
 

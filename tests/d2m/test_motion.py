@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+
+from d2m.dancer import SyntheticDancer, TempoCurve
+from d2m.motion import (ONSET_LAG_S, MotionResampler, TempoTracker, coarse_tempo, fit_beat_grid,
+                        motion_beat_times, onset_envelope)
+
+
+def test_resampler_puts_irregular_frames_on_the_60hz_grid():
+    rs = MotionResampler()
+    out = []
+    for t, x in [(0.001, 0.0), (0.02, 1.0), (0.05, 2.0), (0.051, 2.0)]:
+        out += rs.push(t, np.full((17, 2), x))
+    ks = [k for k, _, _ in out]
+    assert ks == [1, 2, 3]
+    # grid point 1/60 s lies between 0.001 (x=0) and 0.02 (x=1)
+    assert out[0][1][0, 0] == pytest.approx((1 / 60 - 0.001) / 0.019)
+
+
+def test_a_long_gap_is_not_bridged_by_interpolation():
+    rs = MotionResampler(max_gap_s=0.5)
+    rs.push(0.0, np.zeros((17, 2)))
+    rs.push(0.1, np.zeros((17, 2)))
+    out = rs.push(2.0, np.ones((17, 2)))
+    assert len(out) <= 1 and rs.gaps == 1
+
+
+@pytest.mark.parametrize("bpm", [84.0, 120.0, 150.0])
+def test_motion_beats_fall_on_the_dancers_hits(bpm):
+    dancer = SyntheticDancer(tempo=bpm, seed=11, noise=0.003, phase_offset=0.2)
+    beats = motion_beat_times(dancer.frames(12.0))
+    truth = dancer.beat_times(0.5, 12.0)
+    nearest = np.array([np.min(np.abs(beats - b)) for b in truth])
+    assert np.mean(nearest < 0.02) > 0.9, "almost every hit is found within 20 ms"
+
+
+@pytest.mark.parametrize("noise", [0.001, 0.003])
+def test_sensor_jitter_of_a_still_dancer_has_no_rhythm(noise):
+    from d2m.motion import MIN_RHYTHM_STRENGTH, rhythm_estimate
+    still = SyntheticDancer(tempo=120, amplitude=0.0, seed=1, noise=noise)
+    gentle = SyntheticDancer(tempo=120, amplitude=0.3, seed=1, noise=noise)
+    _, env_still = onset_envelope(still.frames(6))
+    _, env_gentle = onset_envelope(gentle.frames(6))
+    assert rhythm_estimate(env_still)[1] < MIN_RHYTHM_STRENGTH
+    assert rhythm_estimate(env_gentle)[1] > MIN_RHYTHM_STRENGTH
+
+
+@pytest.mark.parametrize("bpm", [75.0, 96.0, 128.0, 160.0])
+def test_coarse_tempo_finds_the_beat_not_its_half_or_double(bpm):
+    dancer = SyntheticDancer(tempo=bpm, seed=5, noise=0.003)
+    _, env = onset_envelope(dancer.frames(8.0))
+    assert coarse_tempo(env) == pytest.approx(bpm, rel=0.03)
+
+
+def test_beat_grid_fit_ignores_off_beat_bumps_and_refines_period():
+    rng = np.random.default_rng(0)
+    beats = np.arange(12) * 0.5 + 0.13 + rng.normal(0, 0.004, 12)
+    offbeats = beats[:-1] + 0.25
+    times = np.sort(np.concatenate([beats, offbeats]))
+    heights = np.where(np.isin(times, beats), 5.0, 2.5)
+    fit = fit_beat_grid(times, 0.52, heights=heights)
+    assert fit.period == pytest.approx(0.5, abs=0.003)
+    assert abs((fit.anchor - 0.13) / 0.5 - round((fit.anchor - 0.13) / 0.5)) < 0.03
+
+
+def _track(dancer, seconds):
+    tracker = TempoTracker()
+    from d2m.motion import RhythmFrontEnd
+    fe = RhythmFrontEnd()
+    history = []
+    for f in dancer.frames(seconds):
+        for k, v in fe.push(f):
+            if tracker.push(k, v):
+                history.append(tracker.estimate)
+    return tracker, history
+
+
+def test_tracker_locks_within_a_few_seconds_and_predicts_beats():
+    dancer = SyntheticDancer(tempo=110.0, seed=21, noise=0.003, phase_offset=0.4)
+    tracker, history = _track(dancer, 12.0)
+    first_lock = next(e.t for e in history if e.locked)
+    assert first_lock < 4.0
+    est = tracker.estimate
+    assert est.bpm == pytest.approx(110.0, rel=0.02)
+    truth = dancer.beat_times(12.0, 16.0)
+    predicted = np.array([est.next_beat(b - 0.1) for b in truth])
+    assert np.max(np.abs(predicted - truth)) < 0.03
+
+
+def test_tempo_change_is_committed_only_when_it_persists():
+    curve = TempoCurve([(0.0, 100.0), (10.0, 100.0), (10.001, 130.0)], ramp=False)
+    dancer = SyntheticDancer(tempo=curve, seed=22, noise=0.003)
+    tracker, history = _track(dancer, 20.0)
+    before = [e.bpm for e in history if e.locked and 6.0 < e.t < 10.0]
+    assert before and all(abs(b - 100) < 3 for b in before)
+    switched = next(e.t for e in history if e.t > 10 and abs(e.bpm - 130) < 4)
+    assert 10.0 + 1.0 < switched < 10.0 + 8.0, "not instantly, but within a few seconds"
+    assert tracker.estimate.bpm == pytest.approx(130, rel=0.03)
+
+
+def test_still_dancer_holds_the_last_tempo():
+    curve = TempoCurve.constant(120.0)
+    moving = SyntheticDancer(tempo=curve, seed=23, noise=0.003)
+    still = SyntheticDancer(tempo=curve, seed=23, noise=0.003, amplitude=0.0)
+    tracker = TempoTracker()
+    from d2m.motion import RhythmFrontEnd
+    fe = RhythmFrontEnd()
+    for f in moving.frames(8.0) + still.frames(10.0, t0=8.0):
+        for k, v in fe.push(f):
+            tracker.push(k, v)
+    assert tracker.estimate.locked and tracker.estimate.still
+    assert tracker.estimate.bpm == pytest.approx(120, rel=0.02)
+
+
+def test_onset_lag_constant_is_what_the_pipeline_shows():
+    dancer = SyntheticDancer(tempo=100.0, seed=24, noise=0.0)
+    t, env = onset_envelope(dancer.frames(10.0))
+    from d2m.motion import pick_peaks
+    raw = pick_peaks(env) / 60.0 + t[0]
+    truth = dancer.beat_times(1.0, 10.0)
+    lags = [np.min(np.abs(raw - b - ONSET_LAG_S)) for b in truth]
+    assert np.median(lags) < 0.01
