@@ -97,14 +97,35 @@ def _pick(logits: torch.Tensor, top_k: int, temperature: float, generator) -> to
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def static_cache(decoder, max_len: int):
+    """An encoder-decoder cache whose self-attention part is a fixed-size ``StaticCache``.
+
+    Fixed shapes let ``torch.compile`` (CUDA graphs) reuse one graph for every
+    step. Raises ``RuntimeError`` when this transformers version cannot build it.
+    """
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
+
+    try:
+        self_cache = StaticCache(config=decoder.config, max_cache_len=max_len)
+        cross = DynamicCache(config=decoder.config)
+    except TypeError as exc:
+        raise RuntimeError(f"this transformers version cannot build a static cache for MusicGen ({exc}); "
+                           f"run without static_cache") from None
+    return EncoderDecoderCache(self_cache, cross)
+
+
 @torch.inference_mode()
 def sample_codes(model, cond: Conditioning, new_frames: int, *, prompt_codes: torch.Tensor | None = None,
                  guidance: float = 3.0, top_k: int = 250, temperature: float = 1.0,
-                 generator: torch.Generator | None = None, step_hook=None) -> SampleResult:
+                 generator: torch.Generator | None = None, step_hook=None,
+                 use_static_cache: bool = False, step_decoder=None) -> SampleResult:
     """Generate ``new_frames`` code frames after ``prompt_codes`` (``(B, K, P)`` or None).
 
     ``step_hook(decoder_input_ids, encoder_hidden_states)`` is called before
-    every decoder call (for tests and tracing).
+    every decoder call (for tests and tracing). ``use_static_cache`` keeps the
+    self-attention KV cache at a fixed size; ``step_decoder`` (e.g. a
+    ``torch.compile``-d ``model.decoder``) replaces the decoder for the
+    one-token steps after the prefill.
     """
     decoder = model.decoder
     k = int(decoder.num_codebooks)
@@ -135,7 +156,7 @@ def sample_codes(model, cond: Conditioning, new_frames: int, *, prompt_codes: to
             x[..., (src_lo + 1) - lo:] = grid[..., src_lo:hi - 1]
         return x.repeat(reps, 1, 1).reshape(reps * b * k, hi - lo)
 
-    cache = None
+    cache = static_cache(decoder, grid.shape[-1] + 1) if use_static_cache else None
     calls = 0
     pos = p           # grid position predicted by the next call's last output
     lo = 0
@@ -144,8 +165,9 @@ def sample_codes(model, cond: Conditioning, new_frames: int, *, prompt_codes: to
         if step_hook is not None:
             step_hook(ids, cross.hidden)
         kwargs = {cache_name: cache} if cache is not None else {}
-        out = decoder(input_ids=ids, encoder_hidden_states=cross.hidden,
-                      encoder_attention_mask=cross.mask, use_cache=True, **kwargs)
+        run = step_decoder if (step_decoder is not None and calls > 0) else decoder
+        out = run(input_ids=ids, encoder_hidden_states=cross.hidden,
+                  encoder_attention_mask=cross.mask, use_cache=True, **kwargs)
         calls += 1
         cache = _cache_of(out)
         logits = out.logits[:, -1, :].reshape(reps, b * k, -1).float()

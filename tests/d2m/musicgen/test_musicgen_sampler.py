@@ -69,3 +69,10 @@ def test_delay_pattern_round_trip():
     inputs, target = delay_for_training(codes, pad=99)
     assert torch.equal(target, grid)
     assert inputs[0, 0].tolist() == [99] + grid[0, 0, :-1].tolist()
+
+
+def test_static_cache_gives_the_same_codes(tiny, cond):
+    model, _ = tiny
+    dynamic = sample_codes(model, cond, 10, guidance=3.0, temperature=0)
+    static = sample_codes(model, cond, 10, guidance=3.0, temperature=0, use_static_cache=True)
+    assert torch.equal(dynamic.codes, static.codes)
