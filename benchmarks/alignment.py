@@ -367,9 +367,19 @@ def summarise(cases: dict) -> dict:
         "eval_bas_per_motion_beat": percentiles(col(lambda v: v["eval"]["bas_per_motion_beat"])),
         "eval_bas_per_music_beat": percentiles(col(lambda v: v["eval"]["bas_per_music_beat"])),
     }
+    summary["audio_tempo_final_miss"] = {
+        k: _g_audio_bpm(v) for k, v in dancing.items()
+        if (v.get("audio") or {}).get("tempo_final") and not v["audio"]["tempo_final"]["match"]}
     stills = {k: v["still"] for k, v in cases.items() if "still" in v}
     summary["still_keeps_playing"] = {k: v["keeps_playing"] for k, v in stills.items()}
     return summary
+
+
+def _g_audio_bpm(v: dict) -> dict:
+    """Audio-tracked vs planned vs dance tempo at the end of a case (for the summary)."""
+    return {"audio_bpm": v["audio"]["tempo_final"]["music_bpm"],
+            "planned_bpm": ((v.get("tempo") or {}).get("final") or {}).get("music_bpm"),
+            "dance_bpm": ((v.get("tempo") or {}).get("final") or {}).get("dance_bpm")}
 
 
 def run(names: str | None = None, *, quick: bool = False, duration: float | None = None,

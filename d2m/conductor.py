@@ -34,7 +34,7 @@ from .style import StyleTracker
 PERSON_TIMEOUT_S = 1.0
 #: Fraction of the remaining phase error corrected per beat at the start of a bar:
 #: the first two beats each take half of it (a beat is at most 25 % shorter or longer).
-CORRECTION_BEATS = 2
+CORRECTION_BEATS = 1
 #: Tempo changes smaller than this are not announced (BPM).
 ANNOUNCE_BPM_STEP = 0.1
 

@@ -48,7 +48,7 @@ MIN_BPM, MAX_BPM = 60.0, 200.0
 #: Centre of the tempo prior before lock-in (BPM); the prior is log-normal, one octave wide.
 PRIOR_BPM = 115.0
 #: Motion beats older than this weigh 1/e as much in the period/phase fit (s).
-FIT_TIME_CONSTANT_S = 2.5
+FIT_TIME_CONSTANT_S = 1.8
 #: Span of motion beats used for the period/phase fit (s).
 FIT_SPAN_S = 6.0
 #: A motion beat further than this fraction of a period from the fitted grid is an outlier.
@@ -428,6 +428,10 @@ class BeatFit:
 
 #: Largest tempo trend the fit may report, as a fraction of the period per beat.
 MAX_DRIFT = 0.01
+#: Beats within this fraction of a period of the fitted line always count for the trend fit.
+TIGHT_TOLERANCE = 0.04
+#: A tempo trend is kept only if it cuts the fit's weighted squared residual by this fraction.
+TREND_GAIN = 0.05
 #: Fit a tempo trend (ramps) as well as period and phase.
 FIT_TREND = True
 
@@ -474,14 +478,32 @@ def fit_beat_grid(times: np.ndarray, period0: float, *, heights: np.ndarray | No
         if mask.sum() < 3 or len(np.unique(k[mask])) < 3:
             return None
         kk, tt, ww = k[mask], times[mask], w_all[mask] * h[mask]
-        cols = [np.ones_like(kk), kk]
-        if trend and len(np.unique(kk)) >= 5:
-            cols.append(kk * kk / 2)
-        A = np.column_stack(cols)
+        A2 = np.column_stack([np.ones_like(kk), kk])
         W = np.sqrt(ww)
-        sol, *_ = np.linalg.lstsq(A * W[:, None], tt * W, rcond=None)
+        sol, *_ = np.linalg.lstsq(A2 * W[:, None], tt * W, rcond=None)
+        drift = 0.0
+        drift = 0.0
+        if trend and len(np.unique(kk)) >= 6:
+            # The trend is fitted on tightly chosen beats only: one misassigned off-beat bump
+            # at the recent end would bend it. "Tight" is judged against the curved fit
+            # (residuals within 3 x MAD), so a real ramp's outer beats are kept.
+            A3 = np.column_stack([np.ones_like(kk), kk, kk * kk / 2])
+            sol3, *_ = np.linalg.lstsq(A3 * W[:, None], tt * W, rcond=None)
+            r = tt - A3 @ sol3
+            tight = np.abs(r) <= max(TIGHT_TOLERANCE * period, 3.0 * 1.4826 * np.median(np.abs(r)))
+            if len(np.unique(kk[tight])) >= 6:
+                k2, t2, w2 = kk[tight], tt[tight], ww[tight]
+                W2 = np.sqrt(w2)
+                B2 = np.column_stack([np.ones_like(k2), k2])
+                B3 = np.column_stack([np.ones_like(k2), k2, k2 * k2 / 2])
+                s2, *_ = np.linalg.lstsq(B2 * W2[:, None], t2 * W2, rcond=None)
+                s3, *_ = np.linalg.lstsq(B3 * W2[:, None], t2 * W2, rcond=None)
+                r2 = np.sum(w2 * (t2 - B2 @ s2) ** 2)
+                r3 = np.sum(w2 * (t2 - B3 @ s3) ** 2)
+                if r3 < (1.0 - TREND_GAIN) * r2:
+                    sol = s3
+                    drift = float(np.clip(s3[2], -MAX_DRIFT * s3[1], MAX_DRIFT * s3[1]))
         anchor_new, period_new = float(sol[0]), float(sol[1])
-        drift = float(np.clip(sol[2], -MAX_DRIFT * period_new, MAX_DRIFT * period_new)) if len(sol) > 2 else 0.0
         if not (abs(period_new / period0 - 1.0) <= max_change) or period_new <= 0:
             return None
         anchor, period = anchor_new, period_new
@@ -514,7 +536,7 @@ class TempoEstimate:
     drift: float = 0.0        #: change of the period per beat (tempo trend), s/beat
 
     #: The trend is extrapolated at most this many beats ahead, then held.
-    MAX_TREND_BEATS = 8
+    MAX_TREND_BEATS = 3
 
     def beat_time(self, n: int) -> float:
         """Predicted time of beat ``n`` counted from the anchor (negative: past beats)."""
@@ -613,7 +635,8 @@ class TempoTracker:
                                            prior_octaves=LOCKED_PRIOR_OCTAVES if est.locked else 1.0)
         recent = env[-int(RECENT_RHYTHM_S * self.rate):]
         recent_strength = rhythm_estimate(recent, self.rate, prior_bpm=coarse, prior_octaves=0.5)[1]
-        self.strength = min(strength, recent_strength)
+        # stillness is judged on the recent window: the full one smears under tempo ramps
+        self.strength = recent_strength
         if self.strength < MIN_RHYTHM_STRENGTH:
             if not est.still and est.locked and self._history:
                 # the rhythm faded: hold what was believed before it did, with no trend
@@ -644,7 +667,8 @@ class TempoTracker:
             # the committed tempo's octave and the current phase are kept unless clearly wrong
             period0 = _same_octave(period0, est.period)
             hint = est.nearest_beat(peaks[-1]) if len(peaks) else None
-        fit = fit_beat_grid(peaks, period0, heights=heights, trend=FIT_TREND, phase_hint=hint)
+        fit = fit_beat_grid(peaks, period0, heights=heights, trend=FIT_TREND, phase_hint=hint,
+                             weights_tc=FIT_TIME_CONSTANT_S)
         if fit is None or fit.confidence < MIN_CONFIDENCE:
             self.estimate = _replace(est, t=t, confidence=0.0 if fit is None else fit.confidence,
                                      still=False)

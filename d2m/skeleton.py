@@ -52,6 +52,8 @@ L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 5, 6, 11, 12
 
 #: Joints with confidence below this count as missing.
 MIN_CONFIDENCE = 0.1
+#: Decimals kept for times and joint values in the JSONL motion format.
+JSON_DECIMALS = 6
 #: Torso length assumed when shoulders or hips are missing (image units).
 DEFAULT_TORSO = 0.25
 
@@ -96,6 +98,15 @@ class SkeletonFrame:
             joints[:, 3] = arr[:, 3]
         return cls(float(t), int(person), layout, sanitize(joints))
 
+    def quantized(self) -> "SkeletonFrame":
+        """The frame exactly as its JSON line stores it (t and values to 6 decimals).
+
+        The live server conducts with quantized frames so that rendering the
+        motion recording reproduces the live run sample for sample.
+        """
+        return SkeletonFrame(round(self.t, JSON_DECIMALS), self.person, self.layout,
+                             np.round(self.joints, JSON_DECIMALS))
+
     def to_coco17(self) -> "SkeletonFrame":
         """The same pose as COCO-17 (MediaPipe-33 joints are mapped; COCO-17 is returned as is)."""
         if self.layout is Layout.COCO17:
@@ -111,13 +122,13 @@ class SkeletonFrame:
     def to_json(self) -> str:
         """One line of the JSONL motion format (missing coordinates written as null)."""
         rows = [[_num(v) for v in row] for row in self.joints.tolist()]
-        return json.dumps({"t": round(self.t, 6), "person": self.person,
+        return json.dumps({"t": round(self.t, JSON_DECIMALS), "person": self.person,
                            "layout": self.layout.value, "joints": rows},
                           separators=(",", ":"))
 
 
 def _num(v: float):
-    return None if not math.isfinite(v) else round(v, 6)
+    return None if not math.isfinite(v) else round(v, JSON_DECIMALS)
 
 
 def sanitize(joints: np.ndarray) -> np.ndarray:

@@ -141,6 +141,15 @@ class MusicGenGenerator:
     Parameters mirror the reference method's inference settings; every
     default is a module constant. ``model``/``tokenizer`` may be passed
     pre-loaded (then ``model_dir`` is only used for messages).
+
+    ``prompt_s``: seconds of the previous segment's end used as the audio
+    prompt; ``overhang_s``: length of the crossfade tail; ``warp_margin_s``:
+    extra audio generated for the beat warp; ``genre_source``: see
+    :data:`GENRE_SOURCES`; ``half``: float16 weights (default: on GPU);
+    ``static_cache``: fixed-size KV cache; ``compile_decoder``:
+    ``torch.compile`` the one-token decoder step (implies ``static_cache``;
+    the first render compiles, later ones are faster, mainly on CUDA);
+    ``clock``: profiling timer for :attr:`last_timing` (``None``: no timing).
     """
 
     name = "musicgen"
@@ -152,8 +161,9 @@ class MusicGenGenerator:
                  template: str = DEFAULT_TEMPLATE,
                  append_missing: tuple[str, ...] = (GENRE_WORD, RHYTHM_WORD),
                  genre_source: str = "auto", gain: float = 1.0, half: bool | None = None,
-                 allow_download: bool = False, clock: Callable[[], float] | None = time.perf_counter,
-                 model=None, tokenizer=None):
+                 allow_download: bool = False, static_cache: bool = False,
+                 compile_decoder: bool = False,
+                 clock: Callable[[], float] | None = time.perf_counter, model=None, tokenizer=None):
         deps.require()
         import torch
 
@@ -190,6 +200,11 @@ class MusicGenGenerator:
         self.gain = float(gain)
         self._clock = clock
         self._lock = threading.Lock()
+        self.static_cache = bool(static_cache or compile_decoder)
+        self._step_decoder = None
+        if compile_decoder:   # one-token steps with a fixed-size cache: one graph (CUDA graphs on GPU)
+            mode = "reduce-overhead" if str(dev).startswith("cuda") else "default"
+            self._step_decoder = torch.compile(model.decoder, mode=mode, dynamic=False)
         self.last_timing: RenderTiming | None = None
 
         if encoders is not None and not isinstance(encoders, PseudoWordEncoders):
@@ -213,6 +228,9 @@ class MusicGenGenerator:
     def render(self, plan: SegmentPlan, state: MusicGenState | None) -> tuple[Rendered, MusicGenState]:
         if state is None:
             state = self.initial_state()
+        if plan.sample_rate != self.sample_rate:
+            raise ValueError(f"plan is at {plan.sample_rate} Hz but the musicgen generator renders at "
+                             f"{self.sample_rate} Hz; build it with sample_rate={plan.sample_rate}")
         with self._lock:
             t0 = self._clock() if self._clock else 0.0
             if plan.kind != MUSIC or plan.n_samples == 0:
@@ -332,7 +350,8 @@ class MusicGenGenerator:
         gen = torch.Generator(device=self.device).manual_seed(derive_seed(plan.seed, plan.index))
         result = sample_codes(self.model, cond, new_frames, prompt_codes=prompt_codes,
                               guidance=self.guidance, top_k=self.top_k, temperature=self.temperature,
-                              generator=gen)
+                              generator=gen, use_static_cache=self.static_cache,
+                              step_decoder=self._step_decoder)
         decoded = self._decode(result.codes)                       # (n32, ch)
         if decoded.shape[1] == 1:
             decoded = np.repeat(decoded, CHANNELS, axis=1)

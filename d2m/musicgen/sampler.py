@@ -31,6 +31,8 @@ import torch  # noqa: E402
 
 #: Sentinel for "not decided yet" in the delayed grid.
 UNKNOWN = -1
+#: Static KV caches are sized in multiples of this many positions.
+STATIC_CACHE_BUCKET = 256
 
 
 @dataclass
@@ -54,32 +56,39 @@ def _cache_of(out):
     return None
 
 
-def delayed_grid(codes: torch.Tensor, total_frames: int, pad: int) -> torch.Tensor:
-    """The delayed grid ``(B, K, total_frames + K - 1)``: prompt codes placed, pads set, rest UNKNOWN."""
+def codebook_delays(num_codebooks: int, audio_channels: int = 1) -> list[int]:
+    """Delay of each codebook: ``k`` for mono; ``k // 2`` for stereo models, whose left/right
+    codebooks are interleaved and share a delay (as transformers' MusicGen does)."""
+    return [k // 2 if audio_channels == 2 else k for k in range(num_codebooks)]
+
+
+def delayed_grid(codes: torch.Tensor, total_frames: int, pad: int, delays=None) -> torch.Tensor:
+    """The delayed grid ``(B, K, total_frames + max delay)``: prompt codes placed, pads set, rest UNKNOWN."""
     b, k, p = codes.shape
-    length = total_frames + k - 1
+    delays = list(range(k)) if delays is None else list(delays)
+    length = total_frames + max(delays)
     grid = torch.full((b, k, length), UNKNOWN, dtype=torch.long, device=codes.device)
-    for cb in range(k):
-        grid[:, cb, :cb] = pad
-        grid[:, cb, cb + total_frames:] = pad
+    for cb, d in enumerate(delays):
+        grid[:, cb, :d] = pad
+        grid[:, cb, d + total_frames:] = pad
         if p:
-            grid[:, cb, cb:cb + p] = codes[:, cb]
+            grid[:, cb, d:d + p] = codes[:, cb]
     return grid
 
 
-def undelay(grid: torch.Tensor, frames: int) -> torch.Tensor:
+def undelay(grid: torch.Tensor, frames: int, delays=None) -> torch.Tensor:
     """Inverse of :func:`delayed_grid`: ``(B, K, frames)``."""
-    k = grid.shape[1]
-    return torch.stack([grid[:, cb, cb:cb + frames] for cb in range(k)], dim=1)
+    delays = list(range(grid.shape[1])) if delays is None else list(delays)
+    return torch.stack([grid[:, cb, d:d + frames] for cb, d in enumerate(delays)], dim=1)
 
 
-def delay_for_training(codes: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher-forcing pair for codes ``(B, K, T)``: decoder inputs and targets, both ``(B, K, T + K - 1)``.
+def delay_for_training(codes: torch.Tensor, pad: int, delays=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forcing pair for codes ``(B, K, T)``: decoder inputs and targets, both ``(B, K, T + max delay)``.
 
     Targets are the delayed grid (pads where no code exists: ignore them in the
     loss); inputs are the targets shifted right by one behind the start token.
     """
-    target = delayed_grid(codes, codes.shape[-1], pad)
+    target = delayed_grid(codes, codes.shape[-1], pad, delays)
     inputs = torch.full_like(target, pad)
     inputs[..., 1:] = target[..., :-1]
     return inputs, target
@@ -139,10 +148,11 @@ def sample_codes(model, cond: Conditioning, new_frames: int, *, prompt_codes: to
     p = int(prompt_codes.shape[-1])
     total = p + int(new_frames)
     limit = int(decoder.config.max_position_embeddings)
-    if total + k - 1 > limit:
+    if total + k > limit:
         raise ValueError(f"{total} code frames exceed the decoder's {limit} positions; "
                          f"shorten the segment or the audio prompt")
-    grid = delayed_grid(prompt_codes.to(device), total, pad)
+    delays = codebook_delays(k, int(getattr(decoder.config, "audio_channels", 1)))
+    grid = delayed_grid(prompt_codes.to(device), total, pad, delays)
     guided = guidance is not None and guidance > 1.0
     cross = with_null_condition(cond) if guided else cond
     cache_name = _cache_kwarg(decoder)
@@ -156,7 +166,11 @@ def sample_codes(model, cond: Conditioning, new_frames: int, *, prompt_codes: to
             x[..., (src_lo + 1) - lo:] = grid[..., src_lo:hi - 1]
         return x.repeat(reps, 1, 1).reshape(reps * b * k, hi - lo)
 
-    cache = static_cache(decoder, grid.shape[-1] + 1) if use_static_cache else None
+    if use_static_cache:   # bucketed size: few distinct shapes for torch.compile
+        size = min(limit, -(-(grid.shape[-1] + 1) // STATIC_CACHE_BUCKET) * STATIC_CACHE_BUCKET)
+        cache = static_cache(decoder, size)
+    else:
+        cache = None
     calls = 0
     pos = p           # grid position predicted by the next call's last output
     lo = 0
@@ -180,4 +194,4 @@ def sample_codes(model, cond: Conditioning, new_frames: int, *, prompt_codes: to
         grid[..., pos] = torch.where(col == UNKNOWN, tokens, col)
         lo = pos + 1
         pos += 1
-    return SampleResult(undelay(grid, total), p, calls, guided)
+    return SampleResult(undelay(grid, total, delays), p, calls, guided)

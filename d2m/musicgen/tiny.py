@@ -107,17 +107,18 @@ def build_tokenizer(words=TINY_WORDS):
 
 def tiny_config(vocab_size: int, *, text_width: int = 32, decoder_width: int = 64,
                 decoder_layers: int = 2, text_layers: int = 2, heads: int = 4,
-                init_scale: float = TINY_INIT_SCALE):
+                init_scale: float = TINY_INIT_SCALE, stereo: bool = False):
     """Configuration of a tiny MusicGen: T5 text encoder, MusicGen decoder, 32 kHz EnCodec.
 
     Same family as musicgen-small (4 codebooks of 2048, 50 Hz codes at 32 kHz,
     text width different from decoder width so ``enc_to_dec_proj`` exists),
-    only narrower and shallower. ``init_scale`` is the decoder's weight std:
+    only narrower and shallower. ``stereo`` gives the musicgen-stereo layout
+    (8 interleaved left/right codebooks). ``init_scale`` is the decoder's weight std:
     larger than musicgen's 0.02 so that, at this small width, the text
     conditioning visibly moves the logits (tests can then see training work).
     """
     _require()
-    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
+    from transformers import EncodecConfig, MusicgenDecoderConfig, T5Config
 
     text = T5Config(
         vocab_size=vocab_size, d_model=text_width, d_kv=text_width // heads, d_ff=2 * text_width,
@@ -139,8 +140,8 @@ def tiny_config(vocab_size: int, *, text_width: int = 32, decoder_width: int = 6
         ffn_dim=2 * decoder_width, num_attention_heads=heads, layerdrop=0.0, use_cache=True,
         activation_function="gelu", hidden_size=decoder_width, dropout=0.0, attention_dropout=0.0,
         activation_dropout=0.0, initializer_factor=init_scale, scale_embedding=False,
-        num_codebooks=NUM_CODEBOOKS, audio_channels=1, pad_token_id=CODEBOOK_SIZE,
-        bos_token_id=CODEBOOK_SIZE, tie_word_embeddings=False,
+        num_codebooks=NUM_CODEBOOKS * (2 if stereo else 1), audio_channels=2 if stereo else 1,
+        pad_token_id=CODEBOOK_SIZE, bos_token_id=CODEBOOK_SIZE, tie_word_embeddings=False,
     )
     return _compose(text, audio, decoder)
 
@@ -246,7 +247,7 @@ def fit_codebooks(model, *, seed: int = 0, seconds: float = 4.0) -> None:
             residual = residual - book.embed[idx]
 
 
-def make_tiny(directory, *, seed: int = 0, words=TINY_WORDS) -> Path:
+def make_tiny(directory, *, seed: int = 0, words=TINY_WORDS, stereo: bool = False) -> Path:
     """Write a tiny random MusicGen (model, tokenizer, feature extractor) into ``directory``.
 
     Loadable with ``MusicgenForConditionalGeneration.from_pretrained(directory)``
@@ -259,7 +260,7 @@ def make_tiny(directory, *, seed: int = 0, words=TINY_WORDS) -> Path:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(words)
-    config = tiny_config(vocab_size=len(tokenizer))
+    config = tiny_config(vocab_size=len(tokenizer), stereo=stereo)
     model = random_model(config, seed=seed)
     fit_codebooks(model, seed=seed)
     model.save_pretrained(out)
@@ -267,6 +268,6 @@ def make_tiny(directory, *, seed: int = 0, words=TINY_WORDS) -> Path:
     EncodecFeatureExtractor(feature_size=1, sampling_rate=ENCODEC_SAMPLE_RATE).save_pretrained(out)
     (out / "D2M_TINY.json").write_text(json.dumps({
         "what": "tiny randomly initialised MusicGen written by `d2m musicgen make-tiny`",
-        "seed": seed, "note": "random weights: the audio is noise-like, for tests and demos only",
+        "seed": seed, "stereo": stereo, "note": "random weights: the audio is noise-like, for tests and demos only",
     }, indent=2) + "\n")
     return out

@@ -37,7 +37,7 @@ from .conditioning import PromptConditioner  # noqa: E402
 from .dataset import DanceMusicDataset  # noqa: E402
 from .encoders import ENCODERS_FILE, PseudoWordEncoders  # noqa: E402
 from .loading import load_musicgen  # noqa: E402
-from .sampler import delay_for_training  # noqa: E402
+from .sampler import codebook_delays, delay_for_training  # noqa: E402
 
 #: File of the resumable trainer state inside the output directory.
 STATE_FILE = "trainer_state.pt"
@@ -111,7 +111,8 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
 def codebook_loss(model, hidden: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """Mean over codebooks of the teacher-forced cross-entropy on delayed codes ``(B, K, T)``."""
     pad = int(model.generation_config.decoder_start_token_id)
-    inputs, target = delay_for_training(codes, pad)
+    delays = codebook_delays(codes.shape[1], int(getattr(model.decoder.config, "audio_channels", 1)))
+    inputs, target = delay_for_training(codes, pad, delays)
     b, k, s = inputs.shape
     out = model.decoder(input_ids=inputs.reshape(b * k, s), encoder_hidden_states=hidden,
                         encoder_attention_mask=mask, use_cache=False)

@@ -20,7 +20,7 @@ from ..genres import GENRES
 from ..plan import SegmentPlan
 from .drums import GHOST_SUFFIX, SOUNDS
 from .presets import HIT_VELOCITY, GenrePreset
-from .theory import Chord, bass_root, chord_tone_set, scale_notes, voice_chord
+from .theory import Chord, bass_root, chord_tone_set, scale_notes, spread_voicing, voice_chord
 
 #: 16th-note steps per beat.
 STEPS_PER_BEAT = 4
@@ -38,8 +38,9 @@ VELOCITY_JITTER = 0.07
 GATE_RANGE = (0.96, 0.45)
 #: Velocity factor of bass notes that start between beats.
 OFFBEAT_BASS = 0.8
-#: Loudness of the pad while waiting for the dancer (idle segments).
-IDLE_PAD_LEVEL = 0.55
+#: Loudness of the pad while waiting for the dancer (idle segments), after the preset's
+#: pad and mix gains: about -28 dBFS RMS, whatever the genre.
+IDLE_PAD_LEVEL = 0.2
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,15 @@ def _spans(pattern: str, bar: int, n_steps: int, starts: str) -> list[tuple[int,
     return [tuple(x) for x in out]
 
 
+def _reflect(i: int, n: int) -> int:
+    """Fold an index that walked off either end of ``range(n)`` back inside (a melody turning round)."""
+    if n <= 1:
+        return 0
+    period = 2 * (n - 1)
+    i %= period
+    return i if i < n else period - i
+
+
 def chord_of(preset: GenrePreset, bar: int) -> Chord:
     return preset.progression[bar % len(preset.progression)]
 
@@ -146,8 +156,9 @@ class Arranger:
 
     def idle(self, plan: SegmentPlan, preset: GenrePreset) -> Score:
         """Waiting for the dancer: only the pad, on the chord of the bar to come."""
-        return Score(pad_midis=voice_chord(preset.key, chord_of(preset, plan.bar), preset.pad_center),
-                     pad_level=IDLE_PAD_LEVEL, bright=0.2, sharp=0.0)
+        level = IDLE_PAD_LEVEL / max(1e-3, preset.pad_gain * preset.mix_gain)  # same loudness in every genre
+        return Score(pad_midis=spread_voicing(preset.key, chord_of(preset, plan.bar), preset.pad_center),
+                     pad_level=level, bright=0.2, sharp=0.0)
 
     def music(self, plan: SegmentPlan, preset: GenrePreset, *, after_break: bool = False) -> Score:
         """A full bar: drums, bass, chords, pad and (in some phrases) the lead."""
@@ -160,7 +171,7 @@ class Arranger:
         next_chord = chord_of(preset, bar + 1)
         rng = np.random.default_rng([_seed(plan), bar & 0xFFFFFFFF, _genre_salt(preset), 1])
         score = Score(
-            pad_midis=voice_chord(preset.key, chord, preset.pad_center),
+            pad_midis=spread_voicing(preset.key, chord, preset.pad_center),
             pad_level=preset.pad_level * (1.0 - 0.5 * sharp) * (0.7 + 0.3 * energy),
             bright=0.25 + 0.7 * energy,
             sharp=sharp,
@@ -270,9 +281,7 @@ class Arranger:
                 if idx is None:
                     idx = chord_idx[min(len(chord_idx) - 1, len(chord_idx) // 3 + start_bias)]
                 else:
-                    idx = int(idx + contour[(k + 16 * b) % len(contour)])
-                    if idx < 0 or idx >= len(scale):
-                        idx = int(np.clip(2 * (len(scale) // 2) - idx, 0, len(scale) - 1))
+                    idx = _reflect(int(idx + contour[(k + 16 * b) % len(contour)]), len(scale))
                 if s % STEPS_PER_BEAT == 0 and chord_idx:
                     idx = min(chord_idx, key=lambda c: (abs(c - idx), c))
                 midi = int(scale[idx])

@@ -82,16 +82,24 @@ def sine_cos(phase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def harmonic_stack(phase: np.ndarray, amps) -> np.ndarray:
-    """``sum_k amps[k] * sin(2 pi (k+1) phase)`` by the Chebyshev recurrence (one sin, one cos)."""
+    """``sum_k amps[k] * sin(2 pi (k+1) phase)`` by the Chebyshev recurrence (one sin, one cos).
+
+    Each amplitude is a number or an array as long as ``phase`` (a timbre that changes).
+    """
     s1, c1 = sine_cos(phase)
     two_c = np.float32(2.0) * c1
-    out = s1 * np.float32(amps[0])
+    out = s1 * _f32(amps[0])
     prev, cur = np.zeros_like(s1), s1
     for amp in amps[1:]:
         prev, cur = cur, two_c * cur - prev
-        if amp:
-            out += cur * np.float32(amp)
+        if np.ndim(amp) or amp:
+            out += cur * _f32(amp)
     return out
+
+
+def _f32(a):
+    """A float32 scalar, or a per-sample float32 array of amplitudes."""
+    return np.asarray(a, dtype=np.float32) if np.ndim(a) else np.float32(a)
 
 
 def one_pole_coef(cutoff: float, sr: int) -> float:

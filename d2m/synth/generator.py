@@ -10,10 +10,10 @@ from ..generator import CHANNELS, Rendered
 from ..plan import IDLE, MUSIC, SILENCE, SegmentPlan
 from .arranger import Arranger, Score
 from .drums import DrumKit
-from .dsp import pan_gains, soft_clip
+from .dsp import pan_gains
 from .pad import PadState, render_pad
 from .presets import GenrePreset, preset_for
-from .voices import render_bass, render_chord, render_lead
+from .voices import ToneCache, render_bass, render_chord, render_lead
 
 #: Longest ringing sound (seconds) that may spill from one segment into the next.
 MAX_TAIL_S = 4.0
@@ -55,6 +55,7 @@ class SynthGenerator:
         self.seed = int(seed)
         self.kit = DrumKit(self.sample_rate, self.seed)
         self.arranger = Arranger()
+        self.tones = ToneCache()  # raw tones reused between notes; never changes the audio
         self.max_tail = int(MAX_TAIL_S * self.sample_rate)
         longest = max(len(self.kit.get(s, 0.0)) for s in self.kit.names())
         if longest >= self.max_tail:  # pragma: no cover - guards edits to drums.py
@@ -99,7 +100,7 @@ class SynthGenerator:
         else:
             pad_state = state.pad
 
-        audio = soft_clip(buf[:, :n] * np.float32(MASTER_GAIN * preset.mix_gain), PEAK_CEILING).T.copy()
+        audio = _master(buf, n, MASTER_GAIN * preset.mix_gain)
         carry = buf[:, n:end].copy()
         new_state = SynthState(carry=carry, pad=pad_state, last_kind=plan.kind)
         return Rendered(audio=audio, tail=None, continues=True), new_state
@@ -133,11 +134,11 @@ class SynthGenerator:
         for note in score.notes:
             if note.part == "bass":
                 x = render_bass(preset.bass_kind, note.midi, note.length, sr, vel=note.velocity,
-                                bright=score.bright, sharp=score.sharp)
+                                bright=score.bright, sharp=score.sharp, cache=self.tones)
                 end = max(end, self._add(buf, note.offset, x, preset.bass_gain, preset.bass_gain))
             elif note.part == "chord":
                 left, right = render_chord(preset.chord_kind, note.midi, note.length, sr, vel=note.velocity,
-                                           bright=score.bright, sharp=score.sharp)
+                                           bright=score.bright, sharp=score.sharp, cache=self.tones)
                 g = np.float32(preset.chord_gain)
                 stop = min(note.offset + len(left), buf.shape[1])
                 k = stop - note.offset
@@ -171,3 +172,15 @@ FALLBACK_PAD_MIDIS = (57, 60, 64, 69)
 def _hold_midis(state: SynthState) -> tuple[int, ...]:
     """Keep the pad's last chord while it fades out (silence has no chord of its own)."""
     return state.pad.midis or FALLBACK_PAD_MIDIS
+
+
+def _master(buf: np.ndarray, n: int, gain: float) -> np.ndarray:
+    """Gain and soft limiter (``ceiling * tanh(x / ceiling)``) into an ``(n, CHANNELS)`` block."""
+    out = np.empty((n, CHANNELS), dtype=np.float32)
+    scale = np.float32(gain / PEAK_CEILING)
+    for ch in range(CHANNELS):
+        y = buf[ch, :n] * scale
+        np.tanh(y, out=y)
+        y *= np.float32(PEAK_CEILING)
+        out[:, ch] = y
+    return out

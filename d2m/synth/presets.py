@@ -252,7 +252,7 @@ _add(GenrePreset(
     bass_kind="moog", bass_low=36, bass_patterns=((0.0, "R-....R-..R-...."), (0.55, "R-...rR-..R-.5O.")),
     chord_kind="organ", chord_center=62,
     chord_patterns=((0.0, "X-------..x-----"), (0.6, "X-----x-..x---x-")),
-    lead_kind="whistle", lead_low=79,
+    lead_kind="whistle", lead_low=74,
     lead_rhythms=("x-----x-x-------x-----x-x-x-----", "x---x---x-------....x-x-x-------",
                   "..x-x-x-----....x-x-----x-------"),
     swing=0.57, pad_level=0.35, fill_sound="snare_clap",

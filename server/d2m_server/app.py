@@ -27,6 +27,7 @@ from d2m.skeleton import SkeletonFrame
 
 from .audio import AudioRing, GainRamp, PlaybackClock, open_output
 from .generation import GenerationWorker
+from .osc_in import is_loopback_host
 from .osc import OscReceiver, OscSender, encode_event, encode_status, encode_style, encode_telemetry
 from .recorder import MotionRecorder, WavRecorder
 from .stats import InputStats
@@ -60,6 +61,14 @@ class ServeOptions:
     loop_video: bool = False
     preview: bool = False
     conductor: ConductorConfig = field(default_factory=ConductorConfig)
+    web_page: bool = True                  #: serve the browser page (clients/web) on the WebSocket port
+    web_camera: bool = False               #: run pose on camera frames sent by the page
+    mqtt: tuple[str, int] | None = None    #: MQTT broker for installations (see docs/_mqtt.md)
+    mqtt_instance: str | None = None       #: topic level under d2m/ (default: the host name)
+    token: str | None = None               #: WebSocket clients must send it first (docs/_security.md)
+    allow_origins: list[str] = field(default_factory=list)   #: browser origins allowed besides the same host
+    osc_allow: list[str] | None = None     #: OSC accepted only from these networks (+ loopback); None:
+                                           #: everyone on a loopback bind, loopback only on a public one
 
 
 class LiveSession:
@@ -79,6 +88,7 @@ class LiveSession:
         self.osc_in: OscReceiver | None = None
         self.osc_out: OscSender | None = None
         self.ws: WebSocketHub | None = None
+        self.mqtt = None                       # d2m_server.mqtt.MqttBridge when --mqtt is given
         self.wav: WavRecorder | None = None
         self.motion_rec: MotionRecorder | None = None
         self.sources: list = []
@@ -107,12 +117,27 @@ class LiveSession:
             self.osc_out = OscSender(o.osc_out)
             await self.osc_out.start()
         if o.osc_in:
-            self.osc_in = OscReceiver(self._on_osc, self.now)
+            allow = o.osc_allow
+            if allow is None and not is_loopback_host(o.osc_in[0]):
+                allow = []                     # bound publicly: loopback only unless --osc-allow
+            self.osc_in = OscReceiver(self._on_osc, self.now, allow=allow)
             await self.osc_in.start(*o.osc_in)
         if o.ws:
+            from .web import StaticSite, WebcamPose
+            webcam = WebcamPose(self.now, self.push_frame) if o.web_camera else None
             self.ws = WebSocketHub(self.control, self.status, self.push_frame, clock=self.now,
-                                   sample_rate=self.sr)
+                                   sample_rate=self.sr,
+                                   http_handler=StaticSite().process_request if o.web_page else None,
+                                   on_video=webcam.submit if webcam is not None else None,
+                                   token=o.token, allow_origins=o.allow_origins)
             await self.ws.start(*o.ws)
+            if webcam is not None:
+                await webcam.start()
+                self.sources.append(webcam)
+        if o.mqtt:
+            from .mqtt import MqttBridge
+            self.mqtt = MqttBridge(o.mqtt, instance=o.mqtt_instance, on_control=self.control)
+            await self.mqtt.start()
         # the first segment is decided at once and rendered before playback starts
         self._handle(self.conductor.advance(0.0))
         await self._render_pending()
@@ -141,6 +166,10 @@ class LiveSession:
             parts.append("OSC out " + ", ".join(f"{h}:{p}" for h, p in self.options.osc_out))
         if self.ws:
             parts.append(f"WebSocket ws://{self.options.ws[0]}:{self.ws.port}")
+            if self.options.web_page:
+                parts.append(f"web page http://{self.options.ws[0]}:{self.ws.port}/")
+        if self.mqtt:
+            parts.append(f"MQTT {self.mqtt.host}:{self.mqtt.port} ({self.mqtt.prefix})")
         if self.options.record:
             parts.append(f"recording {self.options.record}")
         return "; ".join(parts)
@@ -178,6 +207,8 @@ class LiveSession:
             await self.output.stop()
         if self.ws is not None:
             await self.ws.close()
+        if self.mqtt is not None:
+            await self.mqtt.close()
         if self.osc_in is not None:
             self.osc_in.close()
         if self.osc_out is not None:
@@ -191,6 +222,7 @@ class LiveSession:
     # -- inputs --------------------------------------------------------------------
     def push_frame(self, frame: SkeletonFrame) -> None:
         """A stamped frame from any source."""
+        frame = frame.quantized()        # what the motion recording stores, so render == live
         self.frame_stats.ok()
         if self.motion_rec is not None:
             self.motion_rec.write_frame(frame)
@@ -242,6 +274,8 @@ class LiveSession:
     def _send_ws(self, msg: dict) -> None:
         if self.ws is not None:
             self.ws.broadcast(msg)
+        if self.mqtt is not None:
+            self.mqtt.on_event(msg)
 
     # -- tasks ----------------------------------------------------------------------
     async def _ticker(self) -> None:
@@ -336,11 +370,23 @@ class LiveSession:
     # -- status -------------------------------------------------------------------------
     def telemetry(self) -> dict:
         lags = sorted(self._loop_lag)
-        p99 = lags[int(0.99 * (len(lags) - 1))] if lags else 0.0
+
+        def lag_ms(q: float) -> float:
+            return round(lags[int(q * (len(lags) - 1))] * 1000, 3) if lags else 0.0
+
         ring = self.ring.status()
+        ws = self.ws
         return {
             "underruns": float(ring.get("underruns", 0)),
-            "loop_lag_ms_p99": round(p99 * 1000, 3),
+            "loop_lag_ms_p50": lag_ms(0.5),
+            "loop_lag_ms_p99": lag_ms(0.99),
+            "loop_lag_ms_max": lag_ms(1.0),
+            "ws_clients": float(ws.clients if ws else 0),
+            "ws_slow_disconnects": float(ws.slow_disconnects if ws else 0),
+            "ws_audio_frames_dropped": float(ws.status()["audio_frames_dropped"] if ws else 0),
+            "generator_errors": float(self.worker.errors),
+            "generator_restarts": float(self.worker.restarts),
+            "audio_device_lost": 1.0 if getattr(self.output, "lost", False) else 0.0,
             "dropped_packets": float(self.osc_in.stats.rejected if self.osc_in else 0),
             "lookahead_s": round(self.ring.available / self.sr, 4),
             "fallback": 1.0 if self.worker.in_fallback else 0.0,
@@ -357,11 +403,14 @@ class LiveSession:
             "audio": self.output.status() if self.output is not None else None,
             "generator": self.worker.status(),
             "telemetry": self.telemetry(),
-            "inputs": {"osc": self.osc_in.stats.snapshot() if self.osc_in else None,
+            "inputs": {"osc": self.osc_in.status() if self.osc_in else None,
                        "websocket": self.ws.stats.snapshot() if self.ws else None,
                        "motion": self.frame_stats.snapshot()},
-            "clients": {"websocket": self.ws.clients if self.ws else 0},
+            "clients": {"websocket": self.ws.clients if self.ws else 0,
+                        **({k: v for k, v in self.ws.status().items() if k not in ("per_client", "input")}
+                           if self.ws else {})},
             "sources": [s.status() for s in self.sources],
             "recording": self.wav.status() if self.wav else None,
+            "mqtt": self.mqtt.status() if self.mqtt else None,
         })
         return st

@@ -44,8 +44,10 @@ MAX_BUNDLE_DEPTH = 4
 #: Most arguments in one message. 1024 fits a MediaPipe pose (1 + 33 x 4 = 133),
 #: a /d2m/pose (2 + 33 x 4 = 134) and PoseOSC with up to 19 people (3 + 19 x 52).
 MAX_OSC_ARGS = 1024
-#: Most messages delivered from one datagram (all bundle levels together).
-MAX_OSC_MESSAGES = 1024
+#: Most messages delivered from one datagram (all bundle levels together). A bundle of
+#: 33 per-landmark messages per person fits several people; 1024 tiny messages took
+#: 2.5-12 ms just to decode, so the cap is 256.
+MAX_OSC_MESSAGES = 256
 #: Deepest ``[ ]`` array nesting accepted inside one message.
 MAX_ARRAY_DEPTH = 2
 #: Most ``[`` and ``]`` tags in one message. Brackets are not arguments, so without

@@ -20,8 +20,10 @@ Hardening (see docs/_security.md):
   arrival time) only the last is delivered (the others counted in
   :attr:`OscReceiver.frames_superseded`).
 * Status requests are answered at most :data:`MAX_STATUS_REPLIES_PER_S` times
-  a second (more counted as ``rate_limited``), so a flood of tiny requests
-  cannot turn the server into an amplifier.
+  a second and once per datagram (more counted as ``rate_limited``), so a
+  flood of tiny requests cannot turn the server into an amplifier.
+* Delivering the routed messages to the callback has a budget of its own
+  (the rest counted as ``over_budget``).
 """
 
 from __future__ import annotations
@@ -209,6 +211,7 @@ class OscReceiver:
         t = self.clock()
         deadline = started + self.budget_s
         results: list[Routed] = []
+        status_asked = False
         for k, message in enumerate(messages):
             if k and time.perf_counter() > deadline:
                 left = len(messages) - k
@@ -219,16 +222,25 @@ class OscReceiver:
             routed = route(message, t)
             if routed.error:
                 self.stats.reject(routed.error, routed.detail)
-            elif routed.status_request and not self._take_status_token():
+            elif routed.status_request and (status_asked or not self._take_status_token()):
                 routed.status_request = False
                 routed.error, routed.detail = "rate_limited", "too many /d2m/status requests"
                 self.stats.reject("rate_limited", f"/d2m/status from {addr[0]}:{addr[1]}")
             else:
+                status_asked = status_asked or routed.status_request
                 self.stats.ok()
             results.append(routed)
         if len(results) > 1:
             self._keep_last_frame_per_person(results)
-        for routed in results:
+        deadline = time.perf_counter() + self.budget_s      # delivering gets its own budget
+        for k, routed in enumerate(results):
+            if k and time.perf_counter() > deadline:
+                left = sum(1 for r in results[k:] if r.frames or r.control is not None or r.status_request)
+                if left:
+                    self.stats.counts["over_budget"] += left - 1
+                    self.stats.reject("over_budget", f"{left} routed messages from {addr[0]}:{addr[1]} "
+                                                     "not delivered (time budget spent)")
+                break
             try:
                 self.on_routed(routed, addr)
             except Exception as exc:  # noqa: BLE001 - a bad callback must not stop input

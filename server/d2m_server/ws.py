@@ -21,15 +21,20 @@ functions, usable without a socket.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import inspect
+import ipaddress
 import itertools
 import json
 import logging
 import math
+import socket
 import struct
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -72,6 +77,25 @@ CLOSE_TIMEOUT_S = 2.0
 MAX_CLIENTS = 64
 #: Longest request ``id`` echoed back (characters).
 MAX_ID_CHARS = 64
+#: A client with something queued that completes no send for this long (s) is stalled:
+#: its connection is aborted and counted (``slow_disconnects``). Until then it only
+#: loses its oldest audio and events.
+SLOW_CLIENT_TIMEOUT_S = 5.0
+#: Kernel send buffer of each client socket (bytes; Linux doubles it). Fixed and small so a
+#: client that stops reading fills it within a second or so and its backlog shows up in
+#: the per-client queue, instead of the kernel's autotuning soaking up megabytes first.
+SOCKET_SEND_BUFFER_BYTES = 64 * 1024
+#: With a token, a client must send ``{"type": "auth", "token": ...}`` within this long (s).
+AUTH_TIMEOUT_S = 5.0
+#: Connections still waiting to authenticate, at most; more are refused at once (1013).
+MAX_UNAUTHENTICATED = 8
+#: Longest token accepted (characters).
+MAX_TOKEN_CHARS = 256
+#: Messages a client may send per second (sustained; bursts up to the same number).
+#: Beyond it messages are dropped and counted (``rate_limited``), with one error a second.
+CLIENT_MESSAGES_PER_S = 200.0
+#: Close code for a refused token or a missing authentication (policy violation).
+CLOSE_POLICY = 1008
 
 #: Binary audio frame header, little-endian, 32 bytes:
 #: magic "D2MA", version u8, channels u8, header_bytes u16, sample_rate u32,
@@ -172,8 +196,8 @@ def decode_audio_frame(data: bytes) -> AudioFrame:
 # ---------------------------------------------------------------------------
 # Client messages (pure)
 
-CONTROL, STATUS, POSE, SUBSCRIBE = "control", "status", "pose", "subscribe"
-CLIENT_TYPES = (CONTROL, STATUS, POSE, SUBSCRIBE)
+CONTROL, STATUS, POSE, SUBSCRIBE, AUTH = "control", "status", "pose", "subscribe", "auth"
+CLIENT_TYPES = (CONTROL, STATUS, POSE, SUBSCRIBE, AUTH)
 _POSE_FIELDS = {"type", "id", "t", "person", "layout", "joints"}
 
 
@@ -185,6 +209,7 @@ class ClientMessage:
     control: Control | None = None     #: for "control"
     audio: bool | None = None          #: for "subscribe"
     pose: dict | None = None           #: for "pose": the JSON fields, ``t`` possibly missing
+    token: str | None = None           #: for "auth"
 
 
 def parse_client_message(text: str | bytes) -> ClientMessage:
@@ -223,6 +248,14 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
             raise fail(str(exc), "bad control") from None
         except TypeError as exc:
             raise fail(f"bad control: {exc}", "bad control") from None
+    if kind == AUTH:
+        unknown = sorted(set(obj) - {"token"})
+        if unknown:
+            raise fail(f"unknown auth field(s) {', '.join(unknown)}; allowed: token", "bad auth")
+        token = obj.get("token")
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
+            raise fail(f"auth needs token: a string of 1..{MAX_TOKEN_CHARS} characters", "bad auth")
+        return ClientMessage(kind, mid, token=token)
     if kind == STATUS:
         if obj:
             raise fail(f"status takes no fields, got {', '.join(sorted(obj))}", "bad status")
@@ -284,6 +317,61 @@ def _finite(value):
     return value
 
 
+def _limit_send_buffer(ws) -> None:
+    sock = getattr(ws, "transport", None) and ws.transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER_BYTES)
+        except OSError:
+            pass
+
+
+def _hostname(value: str) -> str:
+    """Host name of a ``Host`` header (``name:port``, ``[v6]:port``), lower case."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value[1:]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _is_literal_or_localhost(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def origin_allowed(origin: str | None, host: str | None, allow: Sequence[str] = (), *,
+                   token_required: bool = False) -> bool:
+    """Whether a browser page from ``origin`` may connect (pure; see docs/_security.md).
+
+    No ``Origin`` header (not a browser): allowed. ``"*"`` in ``allow``: any
+    origin. An origin listed in ``allow`` (scheme://host[:port]): allowed.
+    Otherwise only the *same host* the request was sent to (``Host`` header),
+    and, unless a token is required, only when that host is an IP address or
+    ``localhost`` (so a DNS-rebinding page cannot pass as "same host").
+    """
+    if origin is None:
+        return True
+    norm = origin.strip().rstrip("/").lower()
+    listed = {a.strip().rstrip("/").lower() for a in allow}
+    if "*" in listed or norm in listed:
+        return True
+    if norm == "null" or not host:
+        return False
+    try:
+        origin_host = (urlsplit(norm).hostname or "").lower()
+    except ValueError:
+        return False
+    request_host = _hostname(host)
+    if not origin_host or origin_host != request_host:
+        return False
+    return token_required or _is_literal_or_localhost(request_host)
+
+
 # ---------------------------------------------------------------------------
 # The hub
 
@@ -310,6 +398,13 @@ class _Client:
         self.audio_blocks_sent = 0
         self.audio_blocks_dropped = 0
         self.audio_frames_dropped = 0
+        self.authenticated = False
+        self.send_started: float | None = None   #: monotonic time the pending send began
+        self.dropped = False                     #: disconnected for being too slow
+        self.tokens = CLIENT_MESSAGES_PER_S      #: rate limit bucket
+        self.tokens_at = time.monotonic()
+        self.rate_limited = 0
+        self.rate_error_at = -1e9
 
     def snapshot(self) -> dict:
         return {
@@ -319,6 +414,7 @@ class _Client:
             "audio_blocks_dropped": self.audio_blocks_dropped,
             "audio_frames_dropped": self.audio_frames_dropped,
             "audio_frames_queued": self.audio_frames_queued,
+            "authenticated": self.authenticated, "rate_limited": self.rate_limited,
         }
 
 
@@ -350,7 +446,11 @@ class WebSocketHub:
                  write_limit: int = WRITE_LIMIT_BYTES, close_timeout: float = CLOSE_TIMEOUT_S,
                  max_clients: int = MAX_CLIENTS,
                  http_handler: Callable[[ServerConnection, Any], Any] | None = None,
-                 on_video: Callable[[int, bytes], None] | None = None):
+                 on_video: Callable[[int, bytes], None] | None = None,
+                 token: str | None = None, allow_origins: Sequence[str] = (),
+                 slow_client_timeout: float = SLOW_CLIENT_TIMEOUT_S,
+                 auth_timeout: float = AUTH_TIMEOUT_S,
+                 messages_per_s: float = CLIENT_MESSAGES_PER_S):
         self.on_control = on_control
         self.http_handler = http_handler
         self.on_video = on_video
@@ -368,6 +468,16 @@ class WebSocketHub:
         self.write_limit = write_limit
         self.close_timeout = close_timeout
         self.max_clients = max_clients
+        #: Shared secret every client must send first (None: no authentication).
+        self.token = token or None
+        #: Browser origins allowed besides the same host ("*": any).
+        self.allow_origins = tuple(allow_origins)
+        self.slow_client_timeout = slow_client_timeout
+        self.auth_timeout = auth_timeout
+        self.messages_per_s = messages_per_s
+        self.slow_disconnects = 0       #: clients aborted for not reading (SLOW_CLIENT_TIMEOUT_S)
+        self.auth_failures = 0          #: clients closed for a wrong, missing or late token
+        self.origin_refused = 0         #: handshakes refused for their Origin
         self.stats = InputStats("websocket")
         self._clients: dict[ServerConnection, _Client] = {}
         self._numbers = itertools.count(1)
@@ -388,7 +498,7 @@ class WebSocketHub:
                 ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
                 write_limit=self.write_limit, close_timeout=self.close_timeout,
                 compression=None, server_header=f"d2m websocket/{PROTOCOL_VERSION}",
-                process_request=self.http_handler,
+                process_request=self._process_request,
             )
         except OSError as exc:
             raise WebSocketUnavailable(
@@ -438,6 +548,7 @@ class WebSocketHub:
                 "fields": [{"name": n, "offset": o, "type": t} for n, o, t in AUDIO_HEADER_FIELDS],
             },
             "audio": False,
+            "auth_required": self.token is not None,
             "limits": {"max_message_bytes": self.max_message,
                        "audio_queue_frames": self.audio_queue_frames,
                        "event_queue_messages": self.event_queue},
@@ -451,8 +562,11 @@ class WebSocketHub:
         if "type" not in msg:
             raise ValueError("broadcast messages need a 'type'")
         text = to_json(msg)
+        now = time.monotonic()
         for client in list(self._clients.values()):
-            self._queue_json(client, text)
+            if client.authenticated:
+                self._queue_json(client, text)
+                self._check_stalled(client, now)
 
     def broadcast_audio(self, sample_index: int, block: np.ndarray, *, sample_rate: int | None = None,
                         bar: int = -1, bpm: float = 0.0) -> int:
@@ -463,9 +577,10 @@ class WebSocketHub:
         whose queue holds more than ``audio_queue_frames`` loses its oldest
         audio. Never waits.
         """
-        targets = [c for c in self._clients.values() if c.audio]
+        targets = [c for c in self._clients.values() if c.audio and c.authenticated]
         if not targets:
             return 0
+        now = time.monotonic()
         frames = int(np.shape(block)[0])
         data = encode_audio_frame(sample_index, block,
                                   sample_rate=self.sample_rate if sample_rate is None else sample_rate,
@@ -479,6 +594,7 @@ class WebSocketHub:
                 client.audio_blocks_dropped += 1
                 client.audio_frames_dropped += dropped
             client.wake.set()
+            self._check_stalled(client, now)
         return len(targets)
 
     def _queue_json(self, client: _Client, text: str) -> None:
@@ -496,17 +612,44 @@ class WebSocketHub:
             msg["id"] = id
         self._queue_json(client, to_json(msg))
 
+    def _check_stalled(self, client: _Client, now: float) -> None:
+        """Abort a client whose pending send has not completed for ``slow_client_timeout``."""
+        started = client.send_started
+        if started is None or client.dropped or now - started <= self.slow_client_timeout:
+            return
+        client.dropped = True
+        self.slow_disconnects += 1
+        log.warning("websocket client %s has not read for %.1f s; disconnecting it (its oldest "
+                    "audio was being dropped meanwhile)", client.remote, now - started)
+        transport = getattr(client.ws, "transport", None)
+        if transport is not None:
+            # A close handshake cannot get through a full buffer: reset the connection
+            # (SO_LINGER 0), so the kernel drops the unsent data at once instead of keeping
+            # an orphaned socket probing a zero window.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                except OSError:
+                    pass
+            transport.abort()
+
     async def _send_loop(self, client: _Client) -> None:
         ws = client.ws
         try:
             while True:
                 if client.events:
-                    await ws.send(client.events.popleft())
+                    text = client.events.popleft()
+                    client.send_started = time.monotonic()
+                    await ws.send(text)
+                    client.send_started = None
                     client.events_sent += 1
                 elif client.audio_queue:
                     data, frames = client.audio_queue.popleft()
                     client.audio_frames_queued -= frames
+                    client.send_started = time.monotonic()
                     await ws.send(data)
+                    client.send_started = None
                     client.audio_blocks_sent += 1
                 else:
                     client.wake.clear()
@@ -521,7 +664,14 @@ class WebSocketHub:
             self.refused += 1
             await ws.close(1013, f"too many clients (at most {self.max_clients})")
             return
+        if self.token is not None and sum(
+                1 for c in self._clients.values() if not c.authenticated) >= MAX_UNAUTHENTICATED:
+            self.refused += 1
+            await ws.close(1013, f"too many unauthenticated connections (at most {MAX_UNAUTHENTICATED})")
+            return
+        _limit_send_buffer(ws)
         client = _Client(next(self._numbers), ws)
+        client.authenticated = self.token is None
         self._clients[ws] = client
         self.connections += 1
         log.info("websocket client %s connected", client.remote)
@@ -529,8 +679,11 @@ class WebSocketHub:
             self._send_loop(client), name=f"d2m-ws-send-{client.number}")
         self._reply(client, self.hello())
         try:
+            if not client.authenticated and not await self._authenticate(client):
+                return
             async for message in ws:
-                self._handle(client, message)
+                if self._allow_message(client):
+                    self._handle(client, message)
         except ConnectionClosed:
             pass
         finally:
@@ -539,6 +692,80 @@ class WebSocketHub:
             for key in self._gone:
                 self._gone[key] += getattr(client, key)
             log.info("websocket client %s disconnected", client.remote)
+
+    # -- access control -----------------------------------------------------------
+
+    async def _process_request(self, connection: ServerConnection, request):
+        """Handshake hook: refuse WebSocket upgrades from foreign origins; pass HTTP on."""
+        headers = request.headers
+        if "websocket" in (headers.get("Upgrade", "") or "").lower():
+            origin = headers.get("Origin")
+            if not origin_allowed(origin, headers.get("Host"), self.allow_origins,
+                                  token_required=self.token is not None):
+                self.origin_refused += 1
+                self.stats.reject("origin refused", str(origin))
+                return connection.respond(
+                    403, f"origin {origin} is not allowed; start the server with "
+                         f"--allow-origin {origin} to allow it\n")
+            return None
+        if self.http_handler is None:
+            return None
+        response = self.http_handler(connection, request)
+        if inspect.isawaitable(response):
+            response = await response
+        return response
+
+    async def _authenticate(self, client: _Client) -> bool:
+        """The first message must be ``{"type": "auth", "token": ...}`` with the right token."""
+        ws = client.ws
+        try:
+            message = await asyncio.wait_for(ws.recv(), self.auth_timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            return await self._refuse(client, "auth timeout",
+                                      f"authenticate within {self.auth_timeout:g} s: send "
+                                      '{"type": "auth", "token": "..."} first')
+        try:
+            msg = parse_client_message(message)
+        except ProtocolError as exc:
+            return await self._refuse(client, "auth missing", f"authenticate first ({exc})")
+        if msg.type != AUTH:
+            return await self._refuse(client, "auth missing",
+                                      'this server needs a token: send {"type": "auth", '
+                                      '"token": "..."} as the first message')
+        if not hmac.compare_digest(msg.token.encode("utf-8"), self.token.encode("utf-8")):
+            return await self._refuse(client, "auth refused", "wrong token")
+        client.authenticated = True
+        self._reply(client, {"type": "ack", "request": AUTH}, msg.id)
+        self.stats.ok()
+        return True
+
+    async def _refuse(self, client: _Client, reason: str, message: str) -> bool:
+        self.auth_failures += 1
+        self.stats.reject(reason, client.remote)
+        self._reply(client, {"type": "error", "request": AUTH, "message": message})
+        for _ in range(50):                    # let the sender deliver the error (<= 0.5 s)
+            if not client.events:
+                break
+            await asyncio.sleep(0.01)
+        await client.ws.close(CLOSE_POLICY, reason)
+        return False
+
+    def _allow_message(self, client: _Client) -> bool:
+        """Per-client token bucket (``messages_per_s``); excess is dropped and counted."""
+        now = time.monotonic()
+        rate = self.messages_per_s
+        client.tokens = min(rate, client.tokens + (now - client.tokens_at) * rate)
+        client.tokens_at = now
+        if client.tokens >= 1.0:
+            client.tokens -= 1.0
+            return True
+        client.rate_limited += 1
+        self.stats.reject("rate limited", client.remote)
+        if now - client.rate_error_at >= 1.0:
+            client.rate_error_at = now
+            self._reply(client, {"type": "error", "message": f"too many messages: at most "
+                                                              f"{rate:g} a second; some were dropped"})
+        return False
 
     def _handle(self, client: _Client, message: str | bytes) -> None:
         if isinstance(message, (bytes, bytearray)) and message[:4] == VIDEO_MAGIC:
@@ -562,6 +789,8 @@ class WebSocketHub:
                 status = dict(self.on_status())
                 status["type"] = "status"
                 self._reply(client, status, msg.id)
+            elif msg.type == AUTH:
+                self._reply(client, {"type": "ack", "request": AUTH}, msg.id)
             elif msg.type == SUBSCRIBE:
                 client.audio = msg.audio
                 if not msg.audio:
@@ -623,6 +852,8 @@ class WebSocketHub:
             "port": self.port if self._server is not None else None,
             "clients": len(live), "audio_clients": sum(1 for c in live if c["audio"]),
             "connections": self.connections, "refused": self.refused,
-            "callback_errors": self.callback_errors,
+            "callback_errors": self.callback_errors, "slow_disconnects": self.slow_disconnects,
+            "auth_failures": self.auth_failures, "origin_refused": self.origin_refused,
+            "auth_required": self.token is not None,
             "input": self.stats.snapshot(), **totals, "per_client": live,
         }

@@ -72,12 +72,26 @@ def session_offset(motion_path: Path, fps: float = 60.0) -> float:
 
 
 def music_beats(wav: Path) -> tuple[np.ndarray, float]:
+    """Beat times of the recorded music, as a listener's beat tracker hears them.
+
+    librosa's beat tracker with a time-varying tempo (its default assumes one
+    tempo for the whole file, which wanders on a ramp), then each beat moved
+    onto the onset it belongs to (d2m.evaluation's refinement: librosa's beats
+    otherwise sit ~25 ms after the attack).
+    """
     import librosa
 
+    from d2m.evaluation.audio import refine_beats
+
     y, sr = librosa.load(str(wav), sr=22050, mono=True)
-    hop = 256   # 11.6 ms frames; librosa's default 512 quantises beats to 23 ms
-    tempo, frames = librosa.beat.beat_track(y=y, sr=sr, hop_length=hop, units="frames")
-    return librosa.frames_to_time(frames, sr=sr, hop_length=hop), float(np.atleast_1d(tempo)[0])
+    hop = 256
+    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
+    local_bpm = librosa.feature.tempo(onset_envelope=env, sr=sr, hop_length=hop, aggregate=None,
+                                      ac_size=4.0, max_tempo=200.0)
+    tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop,
+                                           bpm=local_bpm, units="frames", trim=False)
+    beats = refine_beats(y, sr, librosa.frames_to_time(frames, sr=sr, hop_length=hop))
+    return beats, float(np.median(np.atleast_1d(tempo)))
 
 
 def offsets_to_grid(beats: np.ndarray, grid: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ def register(sub) -> None:
                                     "noise-like; it exists so tests and demos run the real code offline.")
     t.add_argument("directory", help="output directory (created)")
     t.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
+    t.add_argument("--stereo", action="store_true", help="the musicgen-stereo layout (8 codebooks)")
     t.set_defaults(func=make_tiny)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -25,7 +26,7 @@ def make_tiny(args) -> int:
         from d2m.musicgen.tiny import make_tiny as write
 
         with quiet_transformers():
-            out = write(args.directory, seed=args.seed)
+            out = write(args.directory, seed=args.seed, stereo=args.stereo)
     except MusicGenUnavailable as exc:
         raise SystemExit(f"d2m: {exc}") from None
     except OSError as exc:

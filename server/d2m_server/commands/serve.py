@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -12,6 +13,11 @@ from d2m.conductor import ConductorConfig
 from d2m.control import InvalidControl
 
 log = logging.getLogger("d2m")
+
+#: Environment variable holding the access token (safer than --token, which `ps` shows).
+TOKEN_ENV = "D2M_TOKEN"
+#: Shortest token accepted.
+MIN_TOKEN_CHARS = 8
 
 
 def _hostport(default_host: str):
@@ -24,6 +30,30 @@ def _hostport(default_host: str):
     return parse
 
 
+def _broker(text: str):
+    from ..mqtt import parse_broker
+    try:
+        return parse_broker(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _instance(text: str):
+    from ..mqtt import check_instance
+    try:
+        return check_instance(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _network(text: str):
+    from ..osc_in import parse_networks
+    try:
+        return str(parse_networks([text])[0])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
     p.add_argument("--osc-in", type=_hostport("127.0.0.1"), default=("127.0.0.1", 9000), metavar="HOST:PORT",
                    help="where motion and control OSC arrives (default 127.0.0.1:9000)")
@@ -33,6 +63,24 @@ def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
     p.add_argument("--ws", type=_hostport("127.0.0.1"), default=("127.0.0.1", 8765), metavar="HOST:PORT",
                    help="WebSocket for control, state and the audio stream (default 127.0.0.1:8765)")
     p.add_argument("--no-ws", action="store_true", help="no WebSocket server")
+    p.add_argument("--no-web", action="store_true",
+                   help="do not serve the browser page (clients/web) on the WebSocket port")
+    p.add_argument("--web-camera", action="store_true",
+                   help="accept camera frames from the browser page and run pose on them "
+                        "(needs the camera extra; costs CPU)")
+    p.add_argument("--mqtt", type=_broker, default=None, metavar="HOST[:PORT]",
+                   help="publish state and take controls over MQTT (port default 1883; needs aiomqtt)")
+    p.add_argument("--mqtt-instance", type=_instance, default=None, metavar="NAME",
+                   help="MQTT topics go under d2m/NAME/ (default: this machine's host name)")
+    p.add_argument("--token", default=None, metavar="SECRET",
+                   help=f"access token WebSocket clients must send first; required to bind --ws or "
+                        f"--osc-in to anything but loopback (or set {TOKEN_ENV}, which `ps` does not show)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="browser origin (scheme://host[:port], or *) allowed to connect besides the "
+                        "server's own host; repeatable")
+    p.add_argument("--osc-allow", action="append", type=_network, default=None, metavar="CIDR",
+                   help="accept OSC only from these addresses/networks (and loopback); repeatable. "
+                        "On a non-loopback --osc-in the default is loopback only")
     p.add_argument("--audio-out", default=None, metavar="DEVICE|none",
                    help="sound device name or index; 'none' serves streams only (default: the "
                         "default device, or none when there is no sound card)")
@@ -88,7 +136,29 @@ def build_options(args, *, demo: bool):
         audio_out=args.audio_out, record=args.record, record_motion=args.record_motion,
         duration=args.duration, demo_dancer=demo, sources=list(args.source), loop_video=args.loop,
         preview=args.preview, conductor=cfg,
+        web_page=not args.no_web, web_camera=args.web_camera,
+        mqtt=args.mqtt, mqtt_instance=args.mqtt_instance,
+        **access_options(args),
     )
+
+
+def access_options(args) -> dict:
+    """Token, origins and OSC allowlist; refuses a non-loopback bind without a token."""
+    from ..osc_in import is_loopback_host
+
+    token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV) or None
+    public = [f"{name} {host}:{port}" for name, bound in
+              (("--ws", None if args.no_ws else args.ws), ("--osc-in", None if args.no_osc else args.osc_in))
+              if bound is not None for host, port in [bound] if not is_loopback_host(host)]
+    if public and token is None:
+        raise SystemExit(
+            f"d2m: refusing to listen on {', '.join(public)} without an access token: anyone on "
+            f"that network could control the show. Set {TOKEN_ENV}=<secret> (or --token <secret>) "
+            "and give the same token to your clients, or bind 127.0.0.1 instead")
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise SystemExit(f"d2m: the access token must be at least {MIN_TOKEN_CHARS} characters")
+    return {"token": token, "allow_origins": list(getattr(args, "allow_origin", []) or []),
+            "osc_allow": getattr(args, "osc_allow", None)}
 
 
 def run_live(args, *, demo: bool) -> int:
