@@ -18,10 +18,12 @@ Per case (times in s, offsets ``music - dance`` in ms, beats are dance beats):
   when the music plays at half or double tempo);
 * ``offsets_all`` / ``offsets_locked``: |offset| median and p90 over every
   music beat in the dance, and over those after lock-in;
+  ``within_tolerance_share``: share of music beats within 50 ms of a dance beat;
 * ``lock_in``: the first music beat from which every later music beat is
   within 50 ms of a dance beat *and* every later dance beat within 50 ms of a
   music beat (both ways, so octave errors never count as locked), per steady
-  segment; ``beats_from_dance_start`` counts the dance beats before it,
+  segment, with at least ``MIN_LOCKED_BEATS`` music beats from there on;
+  ``beats_from_dance_start`` counts the dance beats before it,
   ``beats_from_music_start`` those after the first music beat;
 * ``relock`` (sudden changes): the same lock measured from the change;
   ``beats`` = dance beats from the change to re-lock;
@@ -76,6 +78,9 @@ STILL_CHECK_S = 5.0
 SILENT_RMS = 1e-4
 #: A tracked audio beat matches a planned one within this (s).
 AUDIO_MATCH_S = 0.070
+#: Lock-in needs at least this many music beats on the dance from the lock on (else it
+#: is a lucky last beat, not a lock).
+MIN_LOCKED_BEATS = 4
 #: Percentiles reported across cases.
 PERCENTILES = (10, 50, 90)
 
@@ -113,7 +118,12 @@ def lock_both_ways(music: np.ndarray, dance: np.ndarray, start: float, end: floa
         return {"locked": False, "time_s": None,
                 "reason": "music beats off the dance" if not m_side.lock.locked else "dance beats without music"}
     t_lock = max(m_side.lock.time_s, d_side.lock.time_s)
-    after = m_side.offsets_s[m_side.beats >= t_lock - 1e-9]
+    after_mask = m_side.beats >= t_lock - LOCK_TOLERANCE_S
+    t_lock = float(m_side.beats[after_mask][0]) if after_mask.any() else t_lock
+    after = m_side.offsets_s[after_mask]
+    if after.size < MIN_LOCKED_BEATS:
+        return {"locked": False, "time_s": None,
+                "reason": f"on the dance only for the last {after.size} music beats"}
     return {"locked": True, "time_s": float(t_lock), "music_beats_after": int(after.size),
             "offsets_after": offset_stats(after)}
 
@@ -177,7 +187,9 @@ def evaluate_case(case: heldout.HeldOutCase, *, audio: bool = True, save_dir: Pa
     out: dict = {"kind": case.kind, "duration_s": case.duration_s, "seed": case.seed,
                  "segments": kinds, "contiguous": contiguous,
                  "render_s": _r(t_render - t_frames, 2), "frames": len(frames)}
-    music = music_all[music_all <= dance_end + LOCK_TOLERANCE_S]
+    # music beats are scored while there are dance beats to meet (up to the last one)
+    last = dance[-1] if dance.size else dance_end
+    music = music_all[music_all <= last + LOCK_TOLERANCE_S]
     out["music_start_s"] = _r(music[0], 3) if music.size else None
 
     if dance.size:
@@ -207,6 +219,8 @@ def _dance_metrics(case, music: np.ndarray, dance: np.ndarray, dance_end: float)
     db_after = dance[dance >= music[0] - LOCK_TOLERANCE_S]
     out["bas_dance_side"] = _r(align(db_after, music, sign=1.0, **kw).bas) if db_after.size else None
     out["offsets_all"] = _stats(rep.music_side.stats)
+    offs = np.asarray(rep.music_side.offsets_s)
+    out["within_tolerance_share"] = _r(np.mean(np.abs(offs) <= LOCK_TOLERANCE_S)) if offs.size else None
     bounds = [0.0, *case.changes_s, dance_end + LOCK_TOLERANCE_S]
     segs = [lock_both_ways(music, dance, a, b) for a, b in zip(bounds, bounds[1:])]
     first = segs[0]
@@ -348,6 +362,7 @@ def summarise(cases: dict) -> dict:
         "bas_dance_side": percentiles(col(lambda v: v["bas_dance_side"])),
         "offset_median_abs_ms_locked": percentiles(col(lambda v: v["offsets_locked"]["median_abs_ms"])),
         "offset_p90_abs_ms_locked": percentiles(col(lambda v: v["offsets_locked"]["p90_abs_ms"])),
+        "within_tolerance_share": percentiles(col(lambda v: v["within_tolerance_share"])),
         "offset_p90_abs_ms_all": percentiles(col(lambda v: v["offsets_all"]["p90_abs_ms"])),
         "music_start_beats": percentiles(col(lambda v: v["lock_in"].get("music_start_beats"))),
         "lock_in_beats_from_dance_start": percentiles(col(lambda v: v["lock_in"].get("beats_from_dance_start"))),

@@ -266,7 +266,7 @@ def stream_dancer(case: heldout.HeldOutCase, port: int, seconds: float, *, on_se
 
 def live_loop(seconds: float = STREAM_S, idle_s: float = IDLE_S) -> dict:
     """Run the server, measure idle and streaming CPU share and the lock-in."""
-    from alignment import count_before, lock_both_ways
+    from alignment import LOCK_TOLERANCE_S, count_before, lock_both_ways
 
     case = heldout.LIVE
     t_launch = time.monotonic()
@@ -298,8 +298,8 @@ def live_loop(seconds: float = STREAM_S, idle_s: float = IDLE_S) -> dict:
     dancer_zero = t0 + (offset + offset2) / 2           # session time of dancer t = 0
     beats = np.array(sorted(m["time"] for _, m in ws.of_type("beat"))) - dancer_zero
     dance = case.make_dancer().beat_times(0.0, seconds)
-    music = beats[(beats >= 0) & (beats <= seconds)]
-    lock = lock_both_ways(music, dance, 0.0, seconds + 0.05) if music.size else {"locked": False}
+    music = beats[(beats >= 0) & (beats <= dance[-1] + LOCK_TOLERANCE_S)]
+    lock = lock_both_ways(music, dance, 0.0, dance[-1] + LOCK_TOLERANCE_S) if music.size else {"locked": False}
     out_lock = {"locked": lock["locked"], "music_start_s": round(float(music[0]), 3) if music.size else None}
     if music.size:
         out_lock["music_start_beats"] = count_before(dance, music[0])

@@ -161,6 +161,8 @@ def summary_table(res: dict) -> str:
                  _pct_range(s.get("bas_music_side")), "median over cases (p10, p90); 1 = every music beat on a dance beat"))
     rows.append(("Beat alignment score, dance beats vs music beats",
                  _pct_range(s.get("bas_dance_side")), "low when the music runs at another metrical level"))
+    rows.append(("Music beats within 50 ms of a dance beat", _pct_range(s.get("within_tolerance_share"), 2),
+                 "share per case, median over cases (p10, p90); from the first music beat"))
     rows.append(("\\|offset\\| after lock-in, median / p90 (ms)",
                  f"{_f(_g(s, 'offset_median_abs_ms_locked', 'p50'))} / {_f(_g(s, 'offset_p90_abs_ms_locked', 'p50'))}",
                  "median over locked cases; offsets = planned music beat − dance beat"))
@@ -247,15 +249,15 @@ def summary_table(res: dict) -> str:
 
 def case_table(res: dict) -> str:
     cases = _g(res, "alignment", "cases", default={})
-    out = ["| case | BAS (music / dance side) | \\|offset\\| after lock median / p90 (ms) | lock-in beats (dance / music start) | re-lock beats | tempo at end (music / dance BPM) |",
-           "|---|---|---|---|---|---|"]
+    out = ["| case | BAS (music / dance side) | within 50 ms | \\|offset\\| after lock median / p90 (ms) | lock-in beats (dance / music start) | re-lock beats | tempo at end (music / dance BPM) |",
+           "|---|---|---|---|---|---|---|"]
     for name, c in cases.items():
         if "error" in c:
-            out.append(f"| {name} | error: {c['error']} | | | | |")
+            out.append(f"| {name} | error: {c['error']} | | | | | |")
             continue
         if c.get("kind") == "still":
             st = c.get("still", {})
-            out.append(f"| {name} | no dance beats | | | | music keeps playing: {'yes' if st.get('keeps_playing') else 'NO'} "
+            out.append(f"| {name} | no dance beats | | | | | music keeps playing: {'yes' if st.get('keeps_playing') else 'NO'} "
                        f"({_g(c, 'segments', 'idle', default=0)} idle, {_g(c, 'segments', 'music', default=0)} music segments) |")
             continue
         lk = c.get("lock_in", {})
@@ -266,6 +268,7 @@ def case_table(res: dict) -> str:
                  + ("" if tf["match"] else (f" (×{tf['octave']})" if tf.get("octave") else " (miss)"))) if tf else "n/a"
         ol = c.get("offsets_locked") or {}
         out.append(f"| {name} | {_f(c.get('bas_music_side'), 3)} / {_f(c.get('bas_dance_side'), 3)} | "
+                   f"{_f(c.get('within_tolerance_share'), 2)} | "
                    f"{_f(ol.get('median_abs_ms'))} / {_f(ol.get('p90_abs_ms'))} | {lock} | {rel} | {tempo} |")
     return "\n".join(out)
 

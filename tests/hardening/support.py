@@ -65,6 +65,16 @@ async def live_session(generator: Generator | None = None, fallback: Generator |
         await session.close()
 
 
+def ws_client(url: str, **kwargs):
+    """A websockets client that keeps reading whatever the test does not consume, so closing it
+    never waits out a close timeout behind its own full receive queue."""
+    from websockets.asyncio.client import connect
+
+    kwargs.setdefault("max_queue", None)
+    kwargs.setdefault("close_timeout", 2)
+    return connect(url, **kwargs)
+
+
 def ws_url(session: LiveSession) -> str:
     return f"ws://127.0.0.1:{session.ws.port}"
 

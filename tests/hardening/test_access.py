@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from d2m_server import app as app_module
@@ -21,7 +20,7 @@ from d2m_server.osc_in import OscReceiver, is_loopback_host
 from d2m_server.ws import origin_allowed
 
 from .osc_fuzz import message
-from .support import live_session, recv_json, recv_reply, ws_url
+from .support import live_session, recv_json, recv_reply, ws_client, ws_url
 
 TOKEN = "correct horse battery staple"
 VOLUME_HALF = message("/d2m/volume", "f", b"\x3f\x00\x00\x00")     # 0.5
@@ -89,23 +88,23 @@ def test_websocket_clients_must_send_the_token_first(run, monkeypatch):
         async with live_session(token=TOKEN) as session:
             url = ws_url(session)
             out = {}
-            async with connect(url) as ws:                 # no auth: first message is something else
+            async with ws_client(url) as ws:                 # no auth: first message is something else
                 hello = await recv_json(ws)
                 assert hello["auth_required"] is True
                 await ws.send(json.dumps({"type": "status"}))
                 out["no_auth_error"] = await recv_reply(ws)
                 out["no_auth_code"] = await closed_with(ws)
-            async with connect(url) as ws:                 # wrong token
+            async with ws_client(url) as ws:                 # wrong token
                 await recv_json(ws)
                 await ws.send(json.dumps({"type": "auth", "token": "wrong token!"}))
                 out["wrong_error"] = await recv_reply(ws)
                 out["wrong_code"] = await closed_with(ws)
             session.ws.auth_timeout = 0.3
-            async with connect(url) as ws:                 # silent: only hello, then closed
+            async with ws_client(url) as ws:                 # silent: only hello, then closed
                 first = await recv_json(ws)
                 out["silent_first"] = first["type"]
                 out["silent_code"] = await closed_with(ws)
-            async with connect(url) as ws:                 # right token
+            async with ws_client(url) as ws:                 # right token
                 await recv_json(ws)
                 await ws.send(json.dumps({"type": "auth", "token": TOKEN, "id": 1}))
                 out["auth_ack"] = await recv_reply(ws)
@@ -151,10 +150,10 @@ def test_foreign_origins_are_refused_at_the_handshake(run):
         async with live_session(allow_origins=["https://studio.example"]) as session:
             url, port = ws_url(session), session.ws.port
             with pytest.raises(InvalidStatus) as refused:
-                await connect(url, origin="https://evil.example")
-            async with connect(url, origin=f"http://127.0.0.1:{port}") as ws:
+                await ws_client(url, origin="https://evil.example")
+            async with ws_client(url, origin=f"http://127.0.0.1:{port}") as ws:
                 same = (await recv_json(ws))["type"]
-            async with connect(url, origin="https://studio.example") as ws:
+            async with ws_client(url, origin="https://studio.example") as ws:
                 listed = (await recv_json(ws))["type"]
             return refused.value.response.status_code, same, listed, session.ws.status()
 

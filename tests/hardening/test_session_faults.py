@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 import soundfile as sf
-from websockets.asyncio.client import connect
 
 from d2m.conductor import Conductor, ConductorConfig
 from d2m.dancer import SyntheticDancer, TempoCurve
@@ -28,13 +27,13 @@ from d2m_server import app as app_module
 from d2m_server.audio import SoundDeviceOutput
 from d2m_server.ws import decode_audio_frame
 
-from .support import live_session, recv_reply, shared_synth, ws_url
+from .support import live_session, recv_reply, shared_synth, ws_client, ws_url
 
 SR = 48000
 
 
 class Flaky:
-    """The real synth, failing on purpose: raises on every 4th segment, hangs on segment 5."""
+    """The real synth, failing on purpose: raises on segments 2 and 3, hangs on segment 5."""
 
     name = "flaky-synth"
     sample_rate = SR
@@ -48,7 +47,7 @@ class Flaky:
         return self.inner.initial_state()
 
     def render(self, plan, state):
-        if plan.index % 4 == 2:
+        if plan.index in (2, 3):
             self.failed.append(plan.index)
             raise RuntimeError(f"failing on purpose at segment {plan.index}")
         if plan.index == 5:
@@ -143,7 +142,7 @@ def test_losing_the_sound_device_keeps_the_streams_going(run, monkeypatch):
 
     async def main():
         async with live_session() as session:
-            async with connect(ws_url(session)) as ws:
+            async with ws_client(ws_url(session)) as ws:
                 await ws.send('{"type": "subscribe", "audio": true}')
                 assert (await recv_reply(ws))["type"] == "ack"
                 frames = []

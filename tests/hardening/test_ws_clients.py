@@ -21,11 +21,10 @@ import socket
 import struct
 import time
 
-from websockets.asyncio.client import connect
 
 from d2m_server.ws import decode_audio_frame
 
-from .support import live_session, open_fds, recv_reply, ws_url
+from .support import live_session, open_fds, recv_reply, ws_client, ws_url
 
 SR = 48000
 SLOW_TIMEOUT_S = 1.0
@@ -84,7 +83,7 @@ def test_a_stalled_client_is_dropped_without_delaying_the_fast_one(run):
             hub.slow_client_timeout = SLOW_TIMEOUT_S
             stalled = await stalled_client(hub.port)
             try:
-                async with connect(ws_url(session)) as fast:
+                async with ws_client(ws_url(session)) as fast:
                     await fast.send(json.dumps({"type": "subscribe", "audio": True}))
                     frames = []
                     pos0, t0 = session.clock.position, time.monotonic()
@@ -122,7 +121,7 @@ def test_a_stalled_client_is_dropped_without_delaying_the_fast_one(run):
 
 
 async def churn_client(url: str, k: int) -> None:
-    async with connect(url, open_timeout=20) as ws:
+    async with ws_client(url, open_timeout=20) as ws:
         hello = json.loads(await asyncio.wait_for(ws.recv(), 20))
         assert hello["type"] == "hello"
         if k % 2 == 0:

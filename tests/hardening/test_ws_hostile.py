@@ -12,12 +12,11 @@ import asyncio
 import json
 
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from d2m_server.ws import CLIENT_MESSAGES_PER_S, MAX_MESSAGE_BYTES
 
-from .support import live_session, recv_json, recv_reply, ws_url
+from .support import live_session, recv_json, recv_reply, ws_client, ws_url
 
 #: (message, words the error must contain)
 BAD_MESSAGES = [
@@ -65,7 +64,7 @@ def test_bad_messages_get_a_clear_error_to_the_sender_alone(run):
     async def main():
         async with live_session() as session:
             before = session.conductor.status()
-            async with connect(ws_url(session)) as a, connect(ws_url(session)) as b:
+            async with ws_client(ws_url(session)) as a, ws_client(ws_url(session)) as b:
                 await recv_json(b)                                  # hello
                 replies = []
                 for text, _ in BAD_MESSAGES:
@@ -94,7 +93,7 @@ def test_bad_messages_get_a_clear_error_to_the_sender_alone(run):
 def test_an_oversized_message_closes_only_that_connection(run):
     async def main():
         async with live_session() as session:
-            async with connect(ws_url(session), max_size=None) as a, connect(ws_url(session)) as b:
+            async with ws_client(ws_url(session), max_size=None) as a, ws_client(ws_url(session)) as b:
                 await recv_json(a)
                 await a.send(json.dumps({"type": "control", "prompt": "x" * (MAX_MESSAGE_BYTES + 10)}))
                 with pytest.raises(ConnectionClosed) as closed:
@@ -112,7 +111,7 @@ def test_an_oversized_message_closes_only_that_connection(run):
 def test_a_flooding_client_is_rate_limited_and_others_are_served(run):
     async def main():
         async with live_session() as session:
-            async with connect(ws_url(session)) as flood, connect(ws_url(session)) as calm:
+            async with ws_client(ws_url(session)) as flood, ws_client(ws_url(session)) as calm:
                 await recv_json(flood)
                 n = int(CLIENT_MESSAGES_PER_S * 3)
                 for k in range(n):

@@ -78,8 +78,9 @@ def run(args) -> int:
     items, _rec = load_items(args.motion, progress=not args.no_progress)
     lead = args.lead if args.lead is not None else (8.0 if args.backend == "musicgen" else 0.5)
     try:
+        genre = None if args.genre in (None, "auto") else args.genre
         cfg = ConductorConfig(plan_lead_s=lead, output_latency_s=args.latency, initial_bpm=args.bpm,
-                              genre=args.genre, prompt=args.prompt, seed=args.seed)
+                              genre=genre, prompt=args.prompt, seed=args.seed)
         gen = make_generator(args.backend, sample_rate=cfg.sample_rate, seed=args.seed, model=args.model,
                              device=args.device, encoders=args.encoders)
     except (BackendUnavailable, ValueError) as exc:

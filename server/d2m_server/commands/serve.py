@@ -89,7 +89,9 @@ def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
     p.add_argument("--model", default=None, help="MusicGen directory or hub id (musicgen backend)")
     p.add_argument("--encoders", default=None, help="trained rhythm/genre encoders (.safetensors)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--genre", default=None, help="fix the genre (default: follow the dancer)")
+    p.add_argument("--genre", default="house" if demo else None,
+                   help="fix the genre; 'auto' follows the dancer's motion"
+                        + (" (default house)" if demo else " (default auto)"))
     p.add_argument("--prompt", default="", help="text prompt (MusicGen)")
     p.add_argument("--bpm", type=float, default=120.0, help="tempo before a dancer is found (default 120)")
     p.add_argument("--lead", type=float, default=None,
@@ -125,8 +127,9 @@ def build_options(args, *, demo: bool):
 
     lead = args.lead if args.lead is not None else (8.0 if args.backend == "musicgen" else 0.5)
     try:
+        genre = None if args.genre in (None, "auto") else args.genre
         cfg = ConductorConfig(plan_lead_s=lead, output_latency_s=args.latency, initial_bpm=args.bpm,
-                              genre=args.genre, prompt=args.prompt, seed=args.seed)
+                              genre=genre, prompt=args.prompt, seed=args.seed)
     except (ValueError, InvalidControl) as exc:
         raise SystemExit(f"d2m: {exc}")
     return ServeOptions(
