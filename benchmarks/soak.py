@@ -264,7 +264,8 @@ def summarise(load: Load, seconds: float) -> dict:
                   "resyncs": last["audio"].get("resyncs")},
         "memory_mb": {"rss_after_warmup": round(first["rss_mb"], 1), "rss_end": round(last["rss_mb"], 1),
                       "growth": round(last["rss_mb"] - first["rss_mb"], 2),
-                      "growth_per_min": round((last["rss_mb"] - first["rss_mb"]) / minutes, 2)},
+                      "growth_per_min": round((last["rss_mb"] - first["rss_mb"]) / minutes, 2),
+                      "rss_every_10s": [round(p["rss_mb"], 1) for p in polls[::max(1, round(10 / load.args.poll))]]},
         "status_polls": len(polls),
     }
 

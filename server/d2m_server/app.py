@@ -359,9 +359,10 @@ class LiveSession:
     def _on_block(self, block: np.ndarray, start_frame: int) -> None:
         if self.wav is not None:
             self.wav.write(block)
+        # plans that have finished playing are dropped even without a WebSocket (no growth)
+        while len(self._playing_plans) > 1 and self._playing_plans[1].start_sample <= start_frame:
+            self._playing_plans.popleft()
         if self.ws is not None:
-            while len(self._playing_plans) > 1 and self._playing_plans[1].start_sample <= start_frame:
-                self._playing_plans.popleft()
             plan = self._playing_plans[0] if self._playing_plans else None
             self.ws.broadcast_audio(start_frame, block,
                                     bar=plan.bar if plan is not None else -1,

@@ -3,8 +3,8 @@
 Protocol (documented in ``docs/protocol.md``, WebSocket section):
 
 * client -> server: JSON text messages ``control``, ``status``, ``pose``,
-  ``subscribe``. Bad input is answered with ``{"type": "error", ...}`` to
-  that client alone, counted, and the connection stays open.
+  ``subscribe``, ``auth``. Bad input is answered with ``{"type": "error", ...}``
+  to that client alone, counted, and the connection stays open.
 * server -> client: a ``hello`` on connect, JSON events from
   :meth:`WebSocketHub.broadcast`, and, to clients subscribed to audio, binary
   frames: a 32-byte little-endian header (:data:`AUDIO_HEADER`) followed by
@@ -12,10 +12,19 @@ Protocol (documented in ``docs/protocol.md``, WebSocket section):
 
 Every client has a bounded send queue and its own sender task: a client that
 stops reading loses its *oldest* audio (counted per client) and never delays
-other clients or the caller; :meth:`broadcast` and :meth:`broadcast_audio`
-never await. The message parsing (:func:`parse_client_message`) and the audio
-frame codec (:func:`encode_audio_frame`, :func:`decode_audio_frame`) are pure
-functions, usable without a socket.
+other clients or the caller, and is reset after :data:`SLOW_CLIENT_TIMEOUT_S`;
+:meth:`broadcast` and :meth:`broadcast_audio` never await. Each client may
+send at most :data:`CLIENT_MESSAGES_PER_S` messages a second.
+
+Access control (``docs/_security.md``): with a ``token``, a client's first
+message must be ``{"type": "auth", "token": ...}`` (compared in constant
+time; else close 1008), and until then it gets nothing but ``hello``. A
+browser handshake whose ``Origin`` is neither the server's own host nor in
+``allow_origins`` is refused with HTTP 403 (:func:`origin_allowed`).
+
+The message parsing (:func:`parse_client_message`) and the audio frame codec
+(:func:`encode_audio_frame`, :func:`decode_audio_frame`) are pure functions,
+usable without a socket.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ import gc
 import json
 import os
 import socket
-import struct
 import time
 
 
