@@ -65,10 +65,37 @@ def directogram(xy: np.ndarray, bins: int = DIRECTOGRAM_BINS) -> np.ndarray:
 
 
 def onset_envelope(xy: np.ndarray, bins: int = DIRECTOGRAM_BINS) -> np.ndarray:
-    """Kinetic onset envelope: positive frame-to-frame increase of the directogram, summed.
+    """Kinetic onset envelope of 60 Hz keypoints ``(T, J, 2)``; ``(T,)`` float64, not normalised.
 
-    Not normalised (see :func:`normalise`); ``(T,)`` float64.
+    COCO-17 keypoints go through the live tracker's own front end
+    (:func:`d2m.motion.onset_envelope`: torso scaling, 6 Hz low-pass, directional
+    flux), so encoders trained here see the envelope the live loop hands them
+    in ``SegmentPlan.motion_envelope``. Other layouts use the plain directogram
+    flux of the reference method.
     """
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.ndim == 3 and xy.shape[1] == 17 and xy.shape[0] > 2:
+        return _live_envelope(xy)
+    return _directogram_flux(xy, bins)
+
+
+def _live_envelope(xy: np.ndarray) -> np.ndarray:
+    from d2m.motion import onset_envelope as live_onset
+    from d2m.skeleton import Layout, SkeletonFrame
+
+    T = xy.shape[0]
+    ones = np.ones((17, 1))
+    frames = [SkeletonFrame.from_values(i / MOTION_RATE, 0, Layout.COCO17,
+                                        np.hstack([xy[i], ones]).reshape(-1), dims=3)
+              for i in range(T)]
+    _t, env = live_onset(frames)
+    out = np.zeros(T, dtype=np.float64)
+    n = min(T - 1, len(env))
+    out[1:1 + n] = env[:n]            # grid frame k covers input frames k..k+1
+    return out
+
+
+def _directogram_flux(xy: np.ndarray, bins: int = DIRECTOGRAM_BINS) -> np.ndarray:
     d = directogram(xy, bins)
     flux = np.zeros(d.shape[0], dtype=np.float64)
     if d.shape[0] > 1:

@@ -160,12 +160,6 @@ def gate_envelope(n_gate: int, n_total: int, attack_s: float, release_s: float, 
     return env
 
 
-def soft_clip(x: np.ndarray, ceiling: float) -> np.ndarray:
-    """``ceiling * tanh(x / ceiling)``: transparent when quiet, never exceeds ``ceiling``."""
-    c = np.float32(ceiling)
-    return (c * np.tanh(x / c)).astype(np.float32)
-
-
 def pan_gains(pan: float) -> tuple[float, float]:
     """Equal-power gains (left, right) for ``pan`` in -1 (left) .. +1 (right)."""
     angle = (min(max(pan, -1.0), 1.0) + 1.0) * np.pi / 4.0

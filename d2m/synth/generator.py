@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..generator import CHANNELS, Rendered
-from ..plan import IDLE, MUSIC, SILENCE, SegmentPlan
+from ..plan import IDLE, MUSIC, SegmentPlan
 from .arranger import Arranger, Score
 from .drums import DrumKit
 from .dsp import pan_gains
@@ -80,7 +80,7 @@ class SynthGenerator:
             score = self.arranger.music(plan, preset, after_break=state.last_kind != MUSIC)
         elif plan.kind == IDLE:
             score = self.arranger.idle(plan, preset)
-        else:  # SILENCE (or a music plan without beats): let everything ring out
+        else:  # silence (or a music plan without beats): let everything ring out
             score = Score(pad_midis=(), pad_level=0.0)
 
         buf = np.zeros((CHANNELS, n + self.max_tail), np.float32)

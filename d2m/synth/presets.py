@@ -65,7 +65,7 @@ class GenrePreset:
     lead_kind: str
     lead_low: int                            #: lowest MIDI note of the lead range
     lead_rhythms: tuple[str, ...]            #: 32-step (two-bar) rhythms for lead motifs
-    swing: float = 0.5                       #: position of the off-step inside its pair (0.5 = straight, 0.67 = triplet)
+    swing: float = 0.5                       #: off-step position in its pair (0.5 straight, 0.67 triplet)
     swing_unit: int = 16                     #: 16: swing 16ths; 8: swing 8ths
     pad_level: float = 0.25                  #: pad loudness (0..1) under the band
     pad_center: int = 57                     #: MIDI centre of pad voicings
@@ -133,7 +133,7 @@ _add(GenrePreset(
     lead_rhythms=("x.x.x..x.x..x...x.x.x..x..x-x-..", "..x.x.x...x.x.x...x.x.x...x-x-..",
                   "x..x..x.x-..x...x..x..x.x--....."),
     swing=0.54, pad_level=0.3, fill_sound="snare_clap",
-    bass_gain=1.2, chord_gain=0.37, pad_gain=0.65, lead_gain=0.5, mix_gain=0.75,
+    bass_gain=1.3, chord_gain=0.37, pad_gain=0.7, lead_gain=0.65, mix_gain=0.75,
 ))
 
 _add(GenrePreset(
@@ -216,7 +216,7 @@ _add(GenrePreset(
     lead_rhythms=("x.x.x...x.x.x...x.x.x...x---....", "x..x..x.x..x..x.x..x..x.x-------",
                   "..x.x.x...x.x.x...x.x.x.x-x-x-.."),
     swing=0.5, pad_level=0.15, fill_sound="clap",
-    bass_gain=0.32, chord_gain=0.6, pad_gain=0.6, lead_gain=0.3, mix_gain=1.05,
+    bass_gain=0.32, chord_gain=0.8, pad_gain=0.6, lead_gain=0.32, mix_gain=1.05,
 ))
 
 _add(GenrePreset(
@@ -277,7 +277,7 @@ _add(GenrePreset(
     lead_rhythms=("x.x.x...x.x.x...x.x.x...x-x-x-..", "x-..x-..x-x-x-..x-..x-..x-x-x-x-",
                   "x.x.x.x.x---....x.x.x.x.x---...."),
     swing=0.5, pad_level=0.3, pad_center=52, fill_sound="krump_snare",
-    bass_gain=0.57, chord_gain=0.56, pad_gain=0.8, lead_gain=0.47, mix_gain=0.55,
+    bass_gain=0.57, chord_gain=0.8, pad_gain=0.9, lead_gain=0.5, mix_gain=0.55,
 ))
 
 _add(GenrePreset(
@@ -298,7 +298,7 @@ _add(GenrePreset(
     lead_rhythms=("x.x.x-..x.x.x-..x.x.x-..x.x-x-..", "..x-x-x-..x-x-..x-x-..x-x-......",
                   "x-x-x-x-x-..x-..x-..x-x-x-------"),
     swing=0.55, pad_level=0.25, fill_sound="clap",
-    bass_gain=0.66, chord_gain=0.48, pad_gain=0.7, lead_gain=0.5, mix_gain=0.85,
+    bass_gain=0.66, chord_gain=0.5, pad_gain=0.75, lead_gain=0.6, mix_gain=0.85,
 ))
 
 _add(GenrePreset(

@@ -84,7 +84,8 @@ def voice_chord(key: int, chord: Chord, center: int = 60, n: int = VOICES_PER_CH
 
 
 def spread_voicing(key: int, chord: Chord, center: int = 57) -> tuple[int, ...]:
-    """Open (spread) voicing for pads: root, fifth, then third and seventh an octave up.
+    """Open (spread) voicing for pads: root, fifth, then third and seventh (or sixth, or
+    the root two octaves up) an octave higher.
 
     Wide intervals keep neighbouring notes out of each other's critical band,
     so a sustained pad does not beat or roughen.
@@ -94,7 +95,7 @@ def spread_voicing(key: int, chord: Chord, center: int = 57) -> tuple[int, ...]:
     top = next((t for t in tones if t in (9, 10, 11, 14)), 12)
     root = nearest_in_range((key + chord.root) % 12, center - 12)
     fifth = 7 if 7 in tones else next((t for t in tones if t in (6, 8)), 7)
-    return (root, root + fifth, root + 12 + third, root + 12 + (top if top < 12 else top - 12 + 12))
+    return (root, root + fifth, root + 12 + third, root + 12 + top)
 
 
 def bass_root(key: int, chord: Chord, low: int) -> int:

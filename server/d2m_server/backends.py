@@ -28,6 +28,10 @@ def make_generator(backend: str, *, sample_rate: int = 48000, seed: int = 0, mod
             raise BackendUnavailable(
                 f"the musicgen backend needs torch and transformers ({exc}); install them with: "
                 "pip install -e '.[musicgen]'") from None
-        return make_musicgen_generator(model=model, device=device, encoders=encoders,
-                                       sample_rate=sample_rate)
+        try:
+            return make_musicgen_generator(model=model, device=device, encoders=encoders,
+                                           sample_rate=sample_rate)
+        except (ImportError, FileNotFoundError, ValueError, OSError) as exc:
+            # MusicGenUnavailable, ModelNotFound, EncoderCheckpointError carry what to do
+            raise BackendUnavailable(str(exc)) from None
     raise BackendUnavailable(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")

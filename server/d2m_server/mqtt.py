@@ -258,6 +258,8 @@ def parse_control(subtopic: str, payload: bytes) -> Control:
             obj = json.loads(text) if text else None
         except ValueError as exc:
             raise InvalidControl(f"control payload is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidControl("control payload is nested too deeply; send a flat JSON object") from None
         if not isinstance(obj, dict) or not obj:
             raise InvalidControl('control payload must be a JSON object with at least one of '
                                  + ", ".join(_CONTROL_FIELDS) + ', e.g. {"genre": "house"}')

@@ -46,3 +46,12 @@ def test_hostile_control_payloads_are_refused_and_counted():
     # and a good one still works
     assert bridge.handle_control("control", b'{"genre": "house", "volume": 0.5}')
     assert applied == [Control(genre="house", volume=0.5)]
+
+
+def test_deeply_nested_mqtt_control_is_a_clear_rejection_not_a_crash():
+    from d2m.control import InvalidControl
+    from d2m_server.mqtt import parse_control
+
+    import pytest as _pytest
+    with _pytest.raises(InvalidControl, match="nested too deeply"):
+        parse_control("control", b"[" * 1500 + b"]" * 1500)

@@ -74,9 +74,10 @@ def run(args) -> int:
     from d2m.render import render_motion
 
     from ..backends import BackendUnavailable, make_generator
+    from .serve import MUSICGEN_LEAD_S, SYNTH_LEAD_S
 
     items, _rec = load_items(args.motion, progress=not args.no_progress)
-    lead = args.lead if args.lead is not None else (8.0 if args.backend == "musicgen" else 0.5)
+    lead = args.lead if args.lead is not None else (MUSICGEN_LEAD_S if args.backend == "musicgen" else SYNTH_LEAD_S)
     try:
         genre = None if args.genre in (None, "auto") else args.genre
         cfg = ConductorConfig(plan_lead_s=lead, output_latency_s=args.latency, initial_bpm=args.bpm,

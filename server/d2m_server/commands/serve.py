@@ -14,6 +14,11 @@ from d2m.control import InvalidControl
 
 log = logging.getLogger("d2m")
 
+#: Default plan lead (s): how long before it plays a segment is decided.
+SYNTH_LEAD_S = 0.5
+#: MusicGen generates ahead: a bar must be ready before it plays (the synth covers when it is not).
+MUSICGEN_LEAD_S = 2.5
+
 #: Environment variable holding the access token (safer than --token, which `ps` shows).
 TOKEN_ENV = "D2M_TOKEN"
 #: Shortest token accepted.
@@ -95,7 +100,7 @@ def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
     p.add_argument("--prompt", default="", help="text prompt (MusicGen)")
     p.add_argument("--bpm", type=float, default=120.0, help="tempo before a dancer is found (default 120)")
     p.add_argument("--lead", type=float, default=None,
-                   help="seconds a segment is decided before it plays (default 0.5 synth, 8 musicgen)")
+                   help="seconds a segment is decided before it plays (default 0.5 synth, 2.5 musicgen)")
     p.add_argument("--latency", type=float, default=0.0,
                    help="extra output latency to compensate (s), e.g. a PA system's delay")
     p.add_argument("--seed", type=int, default=0)
@@ -125,7 +130,7 @@ def register(sub) -> None:
 def build_options(args, *, demo: bool):
     from ..app import ServeOptions
 
-    lead = args.lead if args.lead is not None else (8.0 if args.backend == "musicgen" else 0.5)
+    lead = args.lead if args.lead is not None else (MUSICGEN_LEAD_S if args.backend == "musicgen" else SYNTH_LEAD_S)
     try:
         genre = None if args.genre in (None, "auto") else args.genre
         cfg = ConductorConfig(plan_lead_s=lead, output_latency_s=args.latency, initial_bpm=args.bpm,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from d2m.synth import SynthGenerator
 
 SR = 48000
 
