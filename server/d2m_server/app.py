@@ -63,9 +63,9 @@ class ServeOptions:
     conductor: ConductorConfig = field(default_factory=ConductorConfig)
     web_page: bool = True                  #: serve the browser page (clients/web) on the WebSocket port
     web_camera: bool = False               #: run pose on camera frames sent by the page
-    mqtt: tuple[str, int] | None = None    #: MQTT broker for installations (see docs/_mqtt.md)
+    mqtt: tuple[str, int] | None = None    #: MQTT broker for installations (see docs/protocol.md)
     mqtt_instance: str | None = None       #: topic level under d2m/ (default: the host name)
-    token: str | None = None               #: WebSocket clients must send it first (docs/_security.md)
+    token: str | None = None               #: WebSocket clients must send it first (docs/protocol.md)
     allow_origins: list[str] = field(default_factory=list)   #: browser origins allowed besides the same host
     osc_allow: list[str] | None = None     #: OSC accepted only from these networks (+ loopback); None:
                                            #: everyone on a loopback bind, loopback only on a public one

@@ -7,7 +7,7 @@ the next segment's plan, a state summary, health telemetry and an
 online/offline status (the broker's last will); it subscribes to
 ``d2m/<instance>/control`` (one JSON object, the same fields as a WebSocket
 ``control``) and ``d2m/<instance>/control/<field>`` (one plain value).
-Topics, payloads, QoS and limits: ``docs/_mqtt.md``.
+Topics, payloads, QoS and limits: ``docs/protocol.md``.
 
 The music never waits on the broker: :meth:`MqttBridge.on_event` and
 :meth:`MqttBridge.publish` only queue. State topics keep only their latest

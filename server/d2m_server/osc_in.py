@@ -9,7 +9,7 @@ bytes, unknown addresses, wrong arguments) is counted in ``stats`` (an
 receiver; neither does an exception raised by the callback (counted as
 ``callback_error``).
 
-Hardening (see docs/_security.md):
+Hardening (see docs/protocol.md):
 
 * ``allow``: when given, datagrams from source addresses outside these
   networks are dropped before decoding and counted as ``not_allowed``

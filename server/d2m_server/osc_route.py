@@ -4,7 +4,7 @@
 ``error`` set to one of :data:`ROUTE_ERRORS` and a ``detail`` saying what
 was expected, so the receiver can count it and move on.
 
-Motion layouts accepted (see docs/_osc.md for the full table):
+Motion layouts accepted (see docs/protocol.md for the full table):
 
 * ``/d2m/pose person layout v...`` -- d2m's own: ``layout`` is ``coco17`` or
   ``mediapipe33``, then J x 4 (x, y, z, conf), J x 3 (x, y, conf) or J x 2

@@ -16,7 +16,7 @@ other clients or the caller, and is reset after :data:`SLOW_CLIENT_TIMEOUT_S`;
 :meth:`broadcast` and :meth:`broadcast_audio` never await. Each client may
 send at most :data:`CLIENT_MESSAGES_PER_S` messages a second.
 
-Access control (``docs/_security.md``): with a ``token``, a client's first
+Access control (``docs/protocol.md``): with a ``token``, a client's first
 message must be ``{"type": "auth", "token": ...}`` (compared in constant
 time; else close 1008), and until then it gets nothing but ``hello``. A
 browser handshake whose ``Origin`` is neither the server's own host nor in
@@ -355,7 +355,7 @@ def _is_literal_or_localhost(host: str) -> bool:
 
 def origin_allowed(origin: str | None, host: str | None, allow: Sequence[str] = (), *,
                    token_required: bool = False) -> bool:
-    """Whether a browser page from ``origin`` may connect (pure; see docs/_security.md).
+    """Whether a browser page from ``origin`` may connect (pure; see docs/protocol.md).
 
     No ``Origin`` header (not a browser): allowed. ``"*"`` in ``allow``: any
     origin. An origin listed in ``allow`` (scheme://host[:port]): allowed.
