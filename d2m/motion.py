@@ -49,12 +49,18 @@ MIN_BPM, MAX_BPM = 60.0, 200.0
 PRIOR_BPM = 115.0
 #: Motion beats older than this weigh 1/e as much in the period/phase fit (s).
 FIT_TIME_CONSTANT_S = 1.8
+#: Motion beats this many beat periods old weigh 1/e as much in the live fit.
+FIT_TIME_CONSTANT_BEATS = 3.5
+#: The fit spans at least this many beat periods (slow tempi), within the window.
+FIT_SPAN_BEATS = 10
 #: Span of motion beats used for the period/phase fit (s).
 FIT_SPAN_S = 6.0
 #: A motion beat further than this fraction of a period from the fitted grid is an outlier.
 INLIER_TOLERANCE = 0.2
 #: Width of the tempo prior around the committed tempo once locked (octaves).
 LOCKED_PRIOR_OCTAVES = 0.5
+#: ... and never further than this from it (s).
+MAX_INLIER_S = 0.12
 #: Consecutive consistent estimates needed for the first lock-in.
 LOCK_UPDATES = 3
 #: Estimates within this relative difference of the committed tempo are followed at once.
@@ -453,6 +459,9 @@ def fit_beat_grid(times: np.ndarray, period0: float, *, heights: np.ndarray | No
     times = np.asarray(times, dtype=np.float64)
     if len(times) < 3 or period0 <= 0:
         return None
+    # an inlier lies within a fraction of a period, but never further than MAX_INLIER_S:
+    # at slow tempi a fifth of a beat would admit off-beat gestures
+    tolerance = min(tolerance, MAX_INLIER_S / period0)
     h = np.ones(len(times)) if heights is None else np.asarray(heights, dtype=np.float64)
     t_last = times[-1]
     w_all = np.ones(len(times)) if weights_tc is None else np.exp(-(t_last - times) / weights_tc)
@@ -652,7 +661,11 @@ class TempoTracker:
         pos = pick_peaks(env, self.rate)
         heights = np.interp(pos, np.arange(len(env)), env)
         peaks = pos / self.rate + t0 - ONSET_LAG_S
-        keep = peaks >= t - FIT_SPAN_S
+        period0 = 60.0 / coarse
+        if est.locked:
+            period0 = _same_octave(period0, est.period)
+        # span and recency are counted in beats, so slow dances get as many beats as fast ones
+        keep = peaks >= t - max(FIT_SPAN_S, FIT_SPAN_BEATS * period0)
         if keep.any():
             keep &= heights >= PEAK_FLOOR * np.percentile(heights[keep], 90)
         peaks, heights = peaks[keep], heights[keep]
@@ -661,14 +674,12 @@ class TempoTracker:
             self.estimate = _replace(est, t=t, confidence=0.0)
             self._agree = 0
             return
-        period0 = 60.0 / coarse
         hint = None
         if est.locked:
-            # the committed tempo's octave and the current phase are kept unless clearly wrong
-            period0 = _same_octave(period0, est.period)
+            # the current phase is kept unless clearly wrong
             hint = est.nearest_beat(peaks[-1]) if len(peaks) else None
         fit = fit_beat_grid(peaks, period0, heights=heights, trend=FIT_TREND, phase_hint=hint,
-                             weights_tc=FIT_TIME_CONSTANT_S)
+                             weights_tc=FIT_TIME_CONSTANT_BEATS * period0)
         if fit is None or fit.confidence < MIN_CONFIDENCE:
             self.estimate = _replace(est, t=t, confidence=0.0 if fit is None else fit.confidence,
                                      still=False)
