@@ -8,7 +8,7 @@ genre other than the current one. The reaction is the time from the control
 to the start of the first segment that plays the new genre, in seconds and in
 dance beats (segments are decided ``plan_lead_s`` ahead and a change lands on
 the next bar line, so it is at most one bar plus the lead). Measured for the
-synth's lead (0.5 s) and MusicGen's (8 s, ``d2m serve --backend musicgen``'s
+synth's lead (0.5 s) and MusicGen's (2.5 s, ``d2m serve --backend musicgen``'s
 default).
 
 **Live** (``live``, with ``--live``; run_all uses it): the real server
@@ -48,7 +48,7 @@ from d2m.plan import MUSIC  # noqa: E402
 CONTROL_TIMES_S = (10.0, 12.37, 14.91, 17.23, 19.8, 22.06, 24.55, 27.12, 29.64, 32.3)
 QUICK_CONTROL_TIMES_S = CONTROL_TIMES_S[:4]
 #: Plan leads measured (s): the synth's default and MusicGen's.
-LEADS_S = {"synth_lead_0.5s": 0.5, "musicgen_lead_8s": 8.0}
+LEADS_S = {"synth_lead_0.5s": 0.5, "musicgen_lead_2.5s": 2.5}
 #: Live run: seconds streamed, first control, spacing between controls.
 LIVE_S, QUICK_LIVE_S = 26.0, 14.0
 LIVE_FIRST_CONTROL_S = 7.0

@@ -202,7 +202,7 @@ def summary_table(res: dict) -> str:
     rows.append(("`d2m eval` BAS per motion beat / per music beat",
                  f"{_f(_g(s, 'eval_bas_per_motion_beat', 'p50'), 3)} / {_f(_g(s, 'eval_bas_per_music_beat', 'p50'), 3)}",
                  "detected motion beats (incl. off-beat arm reversals) vs audio beats"))
-    for key, label in (("synth_lead_0.5s", "synth, lead 0.5 s"), ("musicgen_lead_8s", "MusicGen, lead 8 s")):
+    for key, label in (("synth_lead_0.5s", "synth, lead 0.5 s"), ("musicgen_lead_2.5s", "MusicGen, lead 2.5 s")):
         o = _g(gr, "offline", key)
         if o:
             rows.append((f"Genre change → new genre plays ({label})",

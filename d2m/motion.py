@@ -75,6 +75,8 @@ MIN_CONFIDENCE = 0.35
 #: before differencing: pose estimators jitter by a few thousandths of the image per
 #: frame, which differencing turns into velocities as large as the dance's own.
 POSE_LOWPASS_HZ = 6.0
+#: A joint missing for at most this long is held at its last position (s).
+JOINT_HOLD_S = 0.25
 #: Causal moving average over the onset envelope (frames).
 ENVELOPE_SMOOTHING = 3
 #: Delay of the onset envelope behind the movement it measures: the low-pass, the
@@ -150,26 +152,33 @@ class DirectionalOnset:
         self.rate = rate
         self.bins = bins
         self._prev_pose: np.ndarray | None = None
-        self._prev_dgram: np.ndarray | None = None
+        self._prev_vel: np.ndarray | None = None
 
     def reset(self) -> None:
         self._prev_pose = None
-        self._prev_dgram = None
+        self._prev_vel = None
 
     def step(self, pose: np.ndarray) -> float:
-        """Onset strength for this frame (torso lengths per second, summed over bins)."""
+        """Onset strength for this frame (torso lengths per second, summed over bins).
+
+        The flux compares the directograms of this and the previous frame over
+        the joints present in both, so a joint that drops out or comes back is
+        not mistaken for a movement onset.
+        """
         if self._prev_pose is None:
             self._prev_pose = pose
             return 0.0
         vel = (pose - self._prev_pose) * self.rate
         self._prev_pose = pose
-        dgram = directogram(vel, self.bins)
-        if self._prev_dgram is None:
-            self._prev_dgram = dgram
+        prev_vel, self._prev_vel = self._prev_vel, vel
+        if prev_vel is None:
             return 0.0
-        flux = float(np.maximum(dgram - self._prev_dgram, 0.0).sum())
-        self._prev_dgram = dgram
-        return flux
+        both = np.isfinite(vel).all(axis=1) & np.isfinite(prev_vel).all(axis=1)
+        if not both.any():
+            return 0.0
+        now = directogram(vel[both], self.bins)
+        before = directogram(prev_vel[both], self.bins)
+        return float(np.maximum(now - before, 0.0).sum())
 
 
 def directogram(vel: np.ndarray, bins: int = DIRECTION_BINS) -> np.ndarray:
@@ -231,18 +240,33 @@ def beat_vector(env: np.ndarray, rate: float = MOTION_RATE) -> np.ndarray:
 class PoseLowpass:
     """Causal 2nd-order Butterworth low-pass per joint coordinate, NaN-aware.
 
-    A joint that goes missing outputs NaN; when it returns, its filter restarts
-    at the returned position, so a re-appearing joint never looks like a jump.
+    A joint missing for up to ``hold_frames`` frames is held at its last
+    value (pose estimators drop joints for a frame or two all the time, and
+    restarting the filter on every return would read as motion). A joint
+    missing for longer outputs NaN; when it returns its filter restarts at the
+    returned position, so a re-appearing joint never looks like a jump.
     """
 
-    def __init__(self, cutoff_hz: float = POSE_LOWPASS_HZ, rate: float = MOTION_RATE):
+    def __init__(self, cutoff_hz: float = POSE_LOWPASS_HZ, rate: float = MOTION_RATE,
+                 hold_frames: int | None = None):
         from scipy.signal import butter
 
         self.b, self.a = butter(2, cutoff_hz / (rate / 2))
+        self.hold_frames = int(round(JOINT_HOLD_S * rate)) if hold_frames is None else hold_frames
         self._x1 = self._x2 = self._y1 = self._y2 = None
+        self._last: np.ndarray | None = None
+        self._missing: np.ndarray | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+        x = np.array(x, dtype=np.float64)
+        if self._last is None:
+            self._last = x.copy()
+            self._missing = np.zeros(x.shape, dtype=int)
+        gone = ~np.isfinite(x)
+        self._missing = np.where(gone, self._missing + 1, 0)
+        held = gone & np.isfinite(self._last) & (self._missing <= self.hold_frames)
+        x[held] = self._last[held]
+        self._last = np.where(np.isfinite(x), x, self._last)
         if self._x1 is None:
             self._x1 = self._x2 = self._y1 = self._y2 = x.copy()
             return x.copy()

@@ -108,7 +108,7 @@ def test_scripts_print_the_documented_json(tmp_path):
         assert key in al["summary"], key
 
     gr = _run([str(BENCH / "genre_reaction.py"), "--quick"], tmp_path, "gr")
-    for lead in ("synth_lead_0.5s", "musicgen_lead_8s"):
+    for lead in ("synth_lead_0.5s", "musicgen_lead_2.5s"):
         o = gr["offline"][lead]
         assert o["reaction_s"]["n"] == len(o["controls"]) > 0
         # a change lands within one bar plus the plan lead
