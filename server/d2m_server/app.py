@@ -127,7 +127,8 @@ class LiveSession:
             webcam = WebcamPose(self.now, self.push_frame) if o.web_camera else None
             self.ws = WebSocketHub(self.control, self.status, self.push_frame, clock=self.now,
                                    sample_rate=self.sr,
-                                   http_handler=StaticSite().process_request if o.web_page else None,
+                                   http_handler=StaticSite(routes={"/preview.jpg": self._preview_jpeg}).process_request
+                                   if o.web_page else None,
                                    on_video=webcam.submit if webcam is not None else None,
                                    token=o.token, allow_origins=o.allow_origins)
             await self.ws.start(*o.ws)
@@ -294,6 +295,10 @@ class LiveSession:
                 self._send_osc(encode_event(beat))
                 self._send_ws({"type": "beat", "bar": beat.bar, "beat": beat.beat,
                                "bpm": round(beat.bpm, 3), "time": round(beat.time, 6)})
+                for src in self.sources:          # the camera preview's BPM and beat pulse
+                    set_tempo = getattr(src, "set_tempo", None)
+                    if set_tempo is not None:
+                        set_tempo(beat.bpm, 0.0, t=beat.time)
 
     async def _render_pending(self) -> None:
         while not self._plans.empty():
@@ -354,6 +359,14 @@ class LiveSession:
             t = self.now()
             f = frame_at(t)
             self.push_frame(f)
+
+    def _preview_jpeg(self):
+        """The newest camera/video preview (skeleton, BPM, beat pulse) for ``/preview.jpg``."""
+        for src in self.sources:
+            jpeg = getattr(src, "latest_preview_jpeg", lambda: None)()
+            if jpeg:
+                return "image/jpeg", jpeg
+        return None
 
     # -- sinks ------------------------------------------------------------------------
     def _on_block(self, block: np.ndarray, start_frame: int) -> None:

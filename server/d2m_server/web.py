@@ -91,8 +91,11 @@ class StaticSite:
     ``process_request`` hook (returns ``None`` for WebSocket upgrades).
     """
 
-    def __init__(self, root: str | Path | None = None, *, max_file_bytes: int = MAX_FILE_BYTES):
+    def __init__(self, root: str | Path | None = None, *, max_file_bytes: int = MAX_FILE_BYTES,
+                 routes: dict | None = None):
         self.root = Path(root) if root is not None else web_root()
+        #: Generated resources: URL path -> callable returning ``(content_type, body)`` or None (404).
+        self.routes = dict(routes or {})
         self.max_file_bytes = max_file_bytes
         self.served = 0          #: files answered 200
         self.not_found = 0       #: requests answered 404
@@ -126,6 +129,21 @@ class StaticSite:
 
     def respond(self, url_path: str) -> tuple[int, dict[str, str], bytes]:
         """``(status, headers, body)`` for a GET of ``url_path``."""
+        route = self.routes.get(url_path.split("?", 1)[0].split("#", 1)[0])
+        if route is not None:
+            try:
+                made = route()
+            except Exception:  # a failing generator must not break the page
+                made = None
+            if made is not None:
+                content_type, data = made
+                self.served += 1
+                headers = self._headers(content_type, len(data))
+                headers["Cache-Control"] = "no-store"
+                return 200, headers, data
+            self.not_found += 1
+            text = f"404 not available yet: {url_path[:200]}\n".encode()
+            return 404, self._headers("text/plain; charset=utf-8", len(text)), text
         target = self.resolve(url_path)
         body = None
         if target is not None:

@@ -373,3 +373,16 @@ def test_browser_plays_the_stream_follows_the_dancer_and_sends_controls(tmp_path
     if camera:
         cam = state["camera"]["server"]
         assert cam["decode_errors"] == 0 and cam["frames_received"] >= cam["poses"] >= 3
+
+
+def test_generated_routes_such_as_the_camera_preview_are_served_fresh():
+    from d2m_server.web import StaticSite
+
+    frames = []
+    site = StaticSite(routes={"/preview.jpg": lambda: ("image/jpeg", frames[-1]) if frames else None})
+    status, _headers, body = site.respond("/preview.jpg")
+    assert status == 404 and b"not available yet" in body
+    frames.append(b"\xff\xd8jpeg\xff\xd9")
+    status, headers, body = site.respond("/preview.jpg?t=1")
+    assert status == 200 and body == frames[-1]
+    assert headers["Content-Type"] == "image/jpeg" and headers["Cache-Control"] == "no-store"
