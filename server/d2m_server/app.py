@@ -258,6 +258,11 @@ class LiveSession:
                 self._send_ws({"type": "segment", **ev.plan.to_dict()})
             elif isinstance(ev, TempoChanged):
                 self._send_osc(encode_event(ev))
+                if ev.locked:
+                    for src in self.sources:      # the preview shows the dance tempo before the music
+                        set_tempo = getattr(src, "set_tempo", None)
+                        if set_tempo is not None:
+                            set_tempo(ev.bpm, None)
                 self._send_ws({"type": "tempo", "bpm": round(ev.bpm, 3),
                                "confidence": round(ev.confidence, 3), "locked": ev.locked})
             elif isinstance(ev, GenreChanged):
