@@ -11,7 +11,6 @@ against the same motion beats the tracker sees.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,10 +18,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..skeleton import InvalidFrame, SkeletonFrame, frame_from_json
+from ..skeleton import SkeletonFrame
 
-#: Key that marks the recording's header line (d2m.recording.HEADER_KEY).
-HEADER_KEY = "d2m_motion"
 #: Motion analysis rate (Hz): the project's motion rate.
 MOTION_RATE = 60
 #: Window (s) of each local dance-tempo estimate in the tempo-over-time curve
@@ -52,31 +49,17 @@ class MotionRecording:
 
 
 def parse_motion_lines(lines: Iterable[str]) -> MotionRecording:
-    """Parse JSONL motion lines; bad lines are counted by reason, never raised."""
-    rec = MotionRecording()
-    for line in lines:
-        line = line.strip()
-        if not line:
-            rec.blank += 1
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            rec.bad["not JSON"] += 1
-            continue
-        if not isinstance(obj, dict):
-            rec.bad["not a JSON object"] += 1
-            continue
-        if "control" in obj:
-            rec.controls += 1
-            continue
-        if HEADER_KEY in obj and "joints" not in obj:
-            rec.header = obj
-            continue
-        try:
-            rec.frames.append(frame_from_json(obj))
-        except InvalidFrame as exc:
-            rec.bad[str(exc).split(":")[0]] += 1
+    """Parse JSONL motion lines with :func:`d2m.recording.parse_recording` (the one reader of
+    the format); bad lines are counted by reason, never raised."""
+    from d2m.recording import parse_recording
+
+    lines = list(lines)
+    parsed = parse_recording(lines)
+    rec = MotionRecording(frames=list(parsed.frames), controls=len(parsed.controls),
+                          header=dict(parsed.header),
+                          blank=sum(1 for line in lines if not str(line).strip()))
+    for _lineno, message in parsed.errors:
+        rec.bad["not JSON" if message.startswith("not valid JSON") else message.split(":")[0]] += 1
     return rec
 
 

@@ -109,7 +109,6 @@ def load_musicgen(model, *, device: str = "auto", half: bool | None = None, allo
                   cache_dir=None):
     """Load ``(model, tokenizer, device)``: frozen, eval mode; float16 on GPU unless ``half=False``."""
     deps.require()
-    import torch
     from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
     path = resolve_model(model, allow_download=allow_download, cache_dir=cache_dir)

@@ -13,6 +13,8 @@ share one timeline (``PlaybackClock.now()``), with no drift over hours.
 
 from __future__ import annotations
 
+import abc
+
 import asyncio
 import logging
 import threading
@@ -307,7 +309,7 @@ def _volume(value: float) -> float:
 # Outputs
 
 
-class AudioOutput:
+class AudioOutput(abc.ABC):
     """What every output does: play blocks from a ring, advance the clock, report blocks.
 
     Subclasses implement :meth:`start` and :meth:`stop`. ``on_block(block,
@@ -338,11 +340,13 @@ class AudioOutput:
         """Time from handing a block over to hearing it (s)."""
         return 0.0
 
+    @abc.abstractmethod
     async def start(self) -> None:
-        raise NotImplementedError
+        """Begin playing from the ring."""
 
+    @abc.abstractmethod
     async def stop(self) -> None:
-        raise NotImplementedError
+        """Stop playing and release the device."""
 
     def _play_into(self, out: np.ndarray) -> int:
         """Fill ``out`` from the ring with volume applied; advance the clock; return start frame."""

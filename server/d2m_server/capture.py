@@ -12,6 +12,8 @@ never the time pose finished, so rhythm survives a slow pose model.
 
 from __future__ import annotations
 
+import abc
+
 import logging
 import math
 import threading
@@ -132,7 +134,7 @@ class RateMeter:
         return self.count(now) / span
 
 
-class CaptureThread:
+class CaptureThread(abc.ABC):
     """Base of the capture threads: start/stop, counters, state and message for status."""
 
     kind = "capture"
@@ -166,8 +168,9 @@ class CaptureThread:
             self.ended.set()
             self.slot.close()
 
-    def run(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def run(self) -> None:
+        """Capture until stopped, handing frames to :meth:`_emit` (each source does its own)."""
 
     def _emit(self, image: np.ndarray, mono: float, session_t: float | None = None) -> None:
         index = self.captured.total

@@ -15,16 +15,13 @@ import math
 import os
 import struct
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
-from d2m.control import Control, InvalidControl
-from d2m.skeleton import InvalidFrame, SkeletonFrame, frame_from_json
-
-from .stats import InputStats
+from d2m.control import Control
+from d2m.skeleton import SkeletonFrame
 
 #: Seconds between header/size updates (WAV) and flushes (JSONL); at most this much
 #: recording is lost if the process is killed.
@@ -225,13 +222,6 @@ class WavRecorder:
         self.close()
 
 
-@dataclass(frozen=True)
-class RecordedControl:
-    """A control line of a motion recording."""
-    t: float
-    control: Control
-
-
 class MotionRecorder:
     """Append skeleton frames and controls to a JSON-lines file, as received.
 
@@ -323,35 +313,3 @@ class MotionRecorder:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def read_motion_recording(path: str | os.PathLike, stats: InputStats | None = None
-                          ) -> Iterator[SkeletonFrame | RecordedControl]:
-    """Read back a :class:`MotionRecorder` file: frames and controls in file order.
-
-    Lines that are not valid frames or controls are skipped and counted in
-    ``stats`` (a truncated last line after a crash is one of them).
-    """
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise ValueError("not a JSON object")
-                if "control" in obj:
-                    t = obj.get("t")
-                    if isinstance(t, bool) or not isinstance(t, (int, float)):
-                        raise ValueError("control line without a numeric t")
-                    item = RecordedControl(float(t), Control.from_dict(obj["control"]))
-                else:
-                    item = frame_from_json(obj)
-            except (ValueError, InvalidFrame, InvalidControl, TypeError) as exc:
-                if stats is not None:
-                    stats.reject("bad recording line", f"{path}:{number}: {exc}")
-                continue
-            if stats is not None:
-                stats.ok()
-            yield item

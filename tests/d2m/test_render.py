@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from d2m.conductor import ConductorConfig
 from d2m.control import Control

@@ -11,15 +11,15 @@ import textwrap
 
 import numpy as np
 import pytest
+
+from d2m.recording import ControlEntry, parse_recording
 import soundfile as sf
 
 from d2m.control import Control
 from d2m.skeleton import Layout, SkeletonFrame
 from d2m_server.recorder import (
-    FLOAT, PCM_16, MotionRecorder, RecordedControl, RecorderError, WavRecorder,
-    read_motion_recording,
+    FLOAT, PCM_16, MotionRecorder, RecorderError, WavRecorder,
 )
-from d2m_server.stats import InputStats
 
 SR = 48000
 
@@ -168,8 +168,9 @@ def test_motion_round_trip(tmp_path):
         rec.write_frame(frame(1 / 60))
     lines = path.read_text().splitlines()
     assert json.loads(lines[1]) == {"t": 0.01, "control": {"genre": "house", "volume": 0.5}}
-    items = list(read_motion_recording(path))
-    assert isinstance(items[1], RecordedControl) and items[1].control == Control(genre="house", volume=0.5)
+    with open(path) as f:
+        items = parse_recording(f).items          # the format's one reader (d2m.recording)
+    assert isinstance(items[1], ControlEntry) and items[1].control == Control(genre="house", volume=0.5)
     for got, t in ((items[0], 0.0), (items[2], 1 / 60)):
         assert isinstance(got, SkeletonFrame) and got.t == pytest.approx(t, abs=1e-6)
         np.testing.assert_allclose(got.joints, frame(t).joints, atol=1e-6)
@@ -194,9 +195,9 @@ def test_motion_reader_skips_a_truncated_last_line(tmp_path):
         rec.write_frame(frame(0.0))
     with open(path, "a") as f:
         f.write('{"t": 0.1, "person": 0, "joi')   # killed mid-line
-    stats = InputStats("replay")
-    items = list(read_motion_recording(path, stats))
-    assert len(items) == 1 and stats.rejected == 1 and stats.accepted == 1
+    with open(path) as f:
+        rec = parse_recording(f)
+    assert len(rec.items) == 1 and len(rec.errors) == 1 and rec.errors[0][0] == 2
 
 
 def test_motion_disk_error_after_opening_is_counted_and_logged_once(caplog):
