@@ -28,12 +28,8 @@ DEFAULT_WINDOW_FRAMES = 307
 RHYTHM_CHANNELS = 2
 #: Direction bins of the directogram (the paper's K).
 DIRECTOGRAM_BINS = 10
-#: Peak picking: a peak is the maximum within +-this many frames ...
-PEAK_HALF_WIDTH = 5
-#: ... and exceeds the mean over +-this many frames ...
-PEAK_MEAN_HALF_WIDTH = 15
-#: ... by at least this much (envelope normalised to 0..1).
-PEAK_DELTA = 0.05
+#: Frames of context on each side when peaks are picked block by block over a sequence.
+PEAK_MEAN_HALF_WIDTH = 30
 
 
 def window_frames(window_s: float = DEFAULT_WINDOW_S, rate: float = MOTION_RATE) -> int:
@@ -110,31 +106,16 @@ def normalise(envelope: np.ndarray) -> np.ndarray:
     return env / top if top > 0 else np.zeros_like(env)
 
 
-def pick_peaks(envelope: np.ndarray, *, half_width: int = PEAK_HALF_WIDTH,
-               mean_half_width: int = PEAK_MEAN_HALF_WIDTH, delta: float = PEAK_DELTA) -> np.ndarray:
-    """Binary motion-beat vector: local maxima above the local mean plus ``delta``.
+def pick_peaks(envelope: np.ndarray) -> np.ndarray:
+    """Binary motion-beat vector of an envelope, exactly as the live plans carry it
+    (:func:`d2m.motion.beat_vector` on the max-normalised envelope), so trained
+    encoders see the same peaks live."""
+    from d2m.motion import beat_vector
 
-    The envelope is normalised to 0..1 first; plateaus give one peak (their
-    first frame).
-    """
     env = normalise(envelope)
-    n = env.size
-    peaks = np.zeros(n, dtype=np.float32)
-    if n == 0:
-        return peaks
-    pad = np.pad(env, half_width, mode="constant", constant_values=-np.inf)
-    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * half_width + 1)
-    local_max = win.max(axis=1)
-    csum = np.concatenate([[0.0], np.cumsum(env)])
-    lo = np.clip(np.arange(n) - mean_half_width, 0, n)
-    hi = np.clip(np.arange(n) + mean_half_width + 1, 0, n)
-    local_mean = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
-    is_peak = (env >= local_max) & (env > local_mean + delta) & (env > 0)
-    # keep the first frame of a plateau only
-    prev_equal = np.zeros(n, dtype=bool)
-    prev_equal[1:] = is_peak[1:] & is_peak[:-1] & (env[1:] == env[:-1])
-    peaks[is_peak & ~prev_equal] = 1.0
-    return peaks
+    if env.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    return beat_vector(env).astype(np.float32)
 
 
 def fit_window(x: np.ndarray, frames: int, *, rate: float = MOTION_RATE,
