@@ -93,7 +93,7 @@ class Conductor:
         # announced state
         self._announced_bpm: float | None = None
         self._announced_locked = False
-        self._announced_genre: str | None = None
+        self._announced_genre: tuple[str, str] | None = None
         self.frames_accepted = 0
         self.frames_ignored = 0
         self.frames_rejected = 0
@@ -265,8 +265,8 @@ class Conductor:
             self._announced_bpm, self._announced_locked = bpm, est.locked
             events.append(TempoChanged(t, bpm, est.confidence, est.locked))
         genre, source = self.effective_genre()
-        if genre != self._announced_genre:
-            self._announced_genre = genre
+        if (genre, source) != self._announced_genre:       # the operator taking over counts too
+            self._announced_genre = (genre, source)
             events.append(GenreChanged(t, genre, source))
         return events
 

@@ -131,3 +131,13 @@ def test_tempo_is_announced_when_it_locks():
     events = drive(Conductor(), dancer.frames(10.0))
     locks = [e for e in events if isinstance(e, TempoChanged) and e.locked]
     assert locks and locks[-1].bpm == pytest.approx(100, rel=0.02)
+
+
+def test_operator_taking_over_the_same_genre_is_announced():
+    c = Conductor()
+    events = c.advance(1.0)
+    motion_genre = next(e for e in events if isinstance(e, GenreChanged))
+    assert motion_genre.source == "motion"
+    events = c.control(1.5, Control(genre=motion_genre.genre)) + c.advance(4.0)
+    taken = [e for e in events if isinstance(e, GenreChanged)]
+    assert taken and taken[0].genre == motion_genre.genre and taken[0].source == "operator"
