@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,18 +13,9 @@ import numpy as np
 from pythonosc.udp_client import SimpleUDPClient
 
 from d2m.dancer import SyntheticDancer
+from tests.ports import free_tcp_port, free_udp_port
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(tmp: Path, *extra: str, duration: float = 60.0) -> tuple[subprocess.Popen, int, Path, Path]:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 from dataclasses import replace
 
 from d2m.conductor import ConductorConfig
@@ -98,8 +97,3 @@ async def recv_reply(ws, timeout: float = TIMEOUT, kinds=("ack", "error", "statu
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -23,6 +23,7 @@ from d2m.conductor import ConductorConfig
 from d2m.control import Control, InvalidControl
 from d2m_server.mqtt import (DEFAULT_MQTT_PORT, MqttBridge, Outgoing, check_instance, default_instance,
                              event_messages, parse_broker, parse_control)
+from tests.ports import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
@@ -135,11 +136,6 @@ def test_serve_command_takes_mqtt_options():
 # ---------------------------------------------------------------------------
 # A real broker
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Mosquitto:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from d2m.genres import GENRES
+from tests.ports import free_tcp_port, free_udp_port
 
 REPO = Path(__file__).resolve().parents[2]
 OSCDUMP = shutil.which("oscdump")
@@ -60,16 +61,6 @@ def parse_args(types: str, text: str) -> list:
     return out
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_protocol_doc_lists_the_output_addresses():

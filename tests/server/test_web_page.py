@@ -28,6 +28,7 @@ from d2m.dancer import SyntheticDancer
 from d2m_server.web import (CONTENT_TYPES, VIDEO_HEADER, StaticSite, VideoFrameError, WebcamPose,
                             decode_video_frame, encode_video_frame, web_root)
 from d2m_server.ws import WebSocketHub
+from tests.ports import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE_FILES = ("index.html", "app.js", "worklet.js", "style.css")
@@ -220,11 +221,6 @@ def test_camera_frames_over_websocket_become_skeletons():
 # ---------------------------------------------------------------------------
 # The page in a real browser against a live server
 
-
-def _free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start_server(*extra: str, duration: float = 90.0, token: str | None = None):
