@@ -23,7 +23,12 @@ import numpy as np
 from .clock import BarClock
 from .control import AUTO, MAX_BPM, MIN_BPM, Control
 from .events import ControlApplied, GenreChanged, InputRejected, SegmentPlanned, TempoChanged
+from .follow import (MIN_FOLLOW_CONFIDENCE, STILL_AFTER_S, STILL_ENDS_MUSIC_S, BeatKeeper,
+                     Observation)
+from .form import PHRASE_BARS, SectionInfo, SongForm
+from .genre_hold import GenreHold
 from .genres import GENRES
+from .hits import DEFAULT_HIT_SENSITIVITY, HitDetected, HitTracker, check_sensitivity
 from .motion import MOTION_RATE, MotionResampler, RhythmFrontEnd, TempoTracker, beat_vector
 from .plan import IDLE, MUSIC, SILENCE, SegmentPlan
 from .skeleton import SkeletonFrame, normalise
@@ -32,9 +37,12 @@ from .style import StyleTracker
 
 #: Another person takes over the lead after the current one sent nothing for this long (s).
 PERSON_TIMEOUT_S = 1.0
-#: Fraction of the remaining phase error corrected per beat at the start of a bar:
-#: the first two beats each take half of it (a beat is at most 25 % shorter or longer).
-CORRECTION_BEATS = 1
+#: What the music is doing (status ``tempo.mode``, OSC ``/d2m/tempo/mode``):
+FOLLOWING = "following"   # music plays on the dancer's beat, steered by a confident observation
+HOLDING = "holding"       # music plays on its own grid: no clear beat at the moment
+LOCKED = "locked"         # the operator holds the tempo
+IDLE_MODE = "idle"        # no dancer (or a still one): the idle pad, or silence when stopped
+MODES = (FOLLOWING, HOLDING, LOCKED, IDLE_MODE)
 #: Tempo changes smaller than this are not announced (BPM).
 ANNOUNCE_BPM_STEP = 0.1
 
@@ -51,6 +59,7 @@ class ConductorConfig:
     seed: int = 0                   #: seed for the generators' randomness
     rhythm_window_s: float = 5.12   #: motion window handed to model backends (the paper's 5.12 s)
     min_idle_gap_s: float = 0.08    #: shortest idle segment before the first bar
+    hit_sensitivity: float = DEFAULT_HIT_SENSITIVITY  #: the dancer's hits (d2m.hits): 0 = off .. 1
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
@@ -61,6 +70,7 @@ class ConductorConfig:
             raise ValueError("plan_lead_s and output_latency_s must be >= 0")
         if self.genre is not None:
             object.__setattr__(self, "genre", Control(genre=self.genre).genre)
+        object.__setattr__(self, "hit_sensitivity", check_sensitivity(self.hit_sensitivity))
 
 
 class Conductor:
@@ -70,8 +80,11 @@ class Conductor:
         self.front = RhythmFrontEnd(MOTION_RATE)
         self.tracker = TempoTracker(initial_bpm=config.initial_bpm)
         self.style = StyleTracker()
+        self.form = SongForm()            # song form: the section of every music bar
+        self.genre_hold = GenreHold()     # the motion genre changes only on phrase lines, on evidence
         self._style_smoother = PoseSmoother()
         self._style_grid = MotionResampler(MOTION_RATE)
+        self.hits = HitTracker(config.hit_sensitivity, self.sr)   # the dancer's hits -> accents
         self.person: int | None = None
         self._person_seen = -math.inf
         self.now = 0.0
@@ -81,6 +94,9 @@ class Conductor:
         self.bar = 0
         self.in_music = False
         self.freerun: BarClock | None = None
+        self.keeper: BeatKeeper | None = None
+        self._keeper_adopted = False      # the keeper took the tracker's first confident tempo
+        self.mode = IDLE_MODE
         self._freerun_beat = 0
         self.last_plan: SegmentPlan | None = None
         # operator state
@@ -93,6 +109,7 @@ class Conductor:
         # announced state
         self._announced_bpm: float | None = None
         self._announced_locked = False
+        self._announced_mode: str | None = None
         self._announced_genre: tuple[str, str] | None = None
         self.frames_accepted = 0
         self.frames_ignored = 0
@@ -112,16 +129,18 @@ class Conductor:
                 self._style_grid = MotionResampler(MOTION_RATE)
                 self._style_smoother.reset()
                 self.style.reset()
+                self.hits.reset()
             self.person = frame.person
         if frame.person != self.person:
             self.frames_ignored += 1
             return events
         self._person_seen = frame.t
         self.frames_accepted += 1
-        for k, onset in self.front.push(frame):
-            self.tracker.push(k, onset)
+        for k, onset, moving in self.front.push_moving(frame):
+            self.tracker.push(k, onset, moving)
         for k, pose, _gap in self._style_grid.push(frame.t, normalise(frame)):
             self.style.update(k / MOTION_RATE, self._style_smoother(k / MOTION_RATE, pose))
+        events.extend(HitDetected(hit) for hit in self.hits.push(frame))
         return events
 
     def control(self, t: float, control: Control) -> list:
@@ -160,6 +179,7 @@ class Conductor:
             events.extend(self._announce(decided_at))
             plan = self._plan(decided_at)
             self.last_plan = plan
+            self.hits.add_plan(plan)
             self.next_sample = plan.end_sample
             self.index += 1
             if plan.kind == MUSIC:
@@ -169,14 +189,26 @@ class Conductor:
 
     # -- decisions -------------------------------------------------------------
     def _current_bpm(self) -> float:
+        """The music's tempo (the dance's estimate before the music starts)."""
         if self.tempo_lock and self.locked_bpm:
             return self.locked_bpm
+        if self.in_music and self.keeper is not None:
+            return self.keeper.bpm
         return self.tracker.estimate.bpm
+
+    def _observation(self, heard: float) -> Observation | None:
+        """The dancer's beat grid around ``heard`` as the tracker sees it now (None: no fit)."""
+        est = self.tracker.estimate
+        if est.still:
+            return None
+        if est.locked and est.confidence >= MIN_FOLLOW_CONFIDENCE:
+            return Observation(est.period_at(heard), est.nearest_beat(heard), est.confidence)
+        return self.tracker.observation
 
     def effective_genre(self) -> tuple[str, str]:
         if self.genre_override is not None:
             return self.genre_override, "operator"
-        return self.style.state().genre, "motion"
+        return self.genre_hold.genre or self.style.state().genre, "motion"
 
     def _plan(self, decided_at: float) -> SegmentPlan:
         est = self.tracker.estimate
@@ -184,30 +216,58 @@ class Conductor:
         if not self.playing:
             self.in_music = False
             self.freerun = None
+            self.keeper = None
+            self.mode = IDLE_MODE
             return self._segment(SILENCE, S, self._beat_len(self._current_bpm()), (0,), decided_at)
         if self.tempo_lock:
-            return self._freerun_bar(S, self.locked_bpm or est.bpm, decided_at)
-        if not est.locked:
-            return self._segment(IDLE, S, self._beat_len(self.config.initial_bpm), (0,), decided_at)
+            self.mode = LOCKED
+            bpm = self.locked_bpm or est.bpm
+            self.keeper = BeatKeeper(60.0 / bpm, self.config.beats_per_bar)   # unlocking goes on from here
+            self._keeper_adopted = True
+            return self._freerun_bar(S, bpm, decided_at)
         self.freerun = None
         latency = self.config.output_latency_s
         heard = S / self.sr + latency
+        movement = self.front.movement
         if not self.in_music:
-            # wait in an idle segment until the next dance beat, then start bar 1 on it
-            first = est.next_beat(heard + self.config.min_idle_gap_s)
-            start = int(round((first - latency) * self.sr))
+            # music starts once somebody dances, whether or not the beat is clear yet
+            if not (movement.sustained() and movement.active(decided_at)):
+                self.mode = IDLE_MODE
+                return self._segment(IDLE, S, self._beat_len(self.config.initial_bpm), (0,), decided_at)
+            obs = self._observation(heard)
+            if obs is not None and obs.confidence >= MIN_FOLLOW_CONFIDENCE:
+                period = obs.period
+            else:
+                obs = None
+                period = 60.0 / (self.tracker.coarse_bpm or self.config.initial_bpm)
+            self.keeper = BeatKeeper(period, self.config.beats_per_bar)
+            self._keeper_adopted = est.locked
             self.in_music = True
-            if start > S:
-                return self._segment(IDLE, S, start - S, (0,), decided_at, bpm=est.bpm)
-        # the dance's predicted beats from the one nearest this bar line on
-        n0 = est._index_near(heard)
-        n0 = min((n0 - 1, n0, n0 + 1), key=lambda n: abs(est.beat_time(n) - heard))
-        err = heard - est.beat_time(n0)
-        beats = []
-        for k in range(self.config.beats_per_bar + 1):
-            fade = max(0.0, 1.0 - k / CORRECTION_BEATS)
-            target = est.beat_time(n0 + k) + err * fade
-            beats.append(int(round((target - latency) * self.sr)))
+            if obs is not None:
+                # bar 1 starts on the dancer's next beat
+                first = obs.nearest_beat(heard + self.config.min_idle_gap_s)
+                if first < heard + self.config.min_idle_gap_s:
+                    first += obs.period
+                start = int(round((first - latency) * self.sr))
+                if start > S:
+                    self.mode = FOLLOWING
+                    return self._segment(IDLE, S, start - S, (0,), decided_at, bpm=60.0 / period)
+        elif movement.still_for(decided_at) >= STILL_ENDS_MUSIC_S:
+            # the dance has ended: back to the idle pad until somebody dances again
+            self.in_music = False
+            self.keeper = None
+            self.mode = IDLE_MODE
+            return self._segment(IDLE, S, self._beat_len(self.config.initial_bpm), (0,), decided_at)
+        keeper = self.keeper
+        if est.locked and not self._keeper_adopted:
+            # the first confident tempo is taken outright (the start may have been a guess)
+            keeper.adopt(self._observation(heard).period if est.confidence >= MIN_FOLLOW_CONFIDENCE
+                         else est.period)
+            self._keeper_adopted = True
+        peaks, heights = self.tracker.recent_peaks()
+        times = keeper.bar(heard, self._observation(heard), peaks, heights)
+        self.mode = FOLLOWING if keeper.following else HOLDING
+        beats = [int(round((t - latency) * self.sr)) for t in times]
         beats[0] = S
         T = (beats[-1] - beats[0]) / self.sr / self.config.beats_per_bar
         offsets = tuple(b - S for b in beats[:-1])
@@ -246,24 +306,46 @@ class Conductor:
             probs = tuple(1.0 if g == genre else 0.0 for g in GENRES)
         else:
             probs = tuple(float(p) for p in style.genre_probs)
-        return SegmentPlan(
+        form = self._form_bar(kind, style.energy)
+        plan = SegmentPlan(
             index=self.index, kind=kind, start_sample=start, n_samples=int(n),
             sample_rate=self.sr, bar=self.bar, beat_offsets=offsets, bpm=float(bpm),
             genre=genre, prompt=self.prompt, energy=float(style.energy),
             sharpness=float(style.sharpness), seed=self.config.seed,
             beats_per_bar=self.config.beats_per_bar, genre_probs=probs,
             motion_envelope=env_norm, motion_peaks=beat_vector(env_norm),
-            decided_at=decided_at,
+            decided_at=decided_at, **self._form_fields(form),
         )
+        boundary = form is None or form.bars_to_next_section == 1 or form.phrase_bar == PHRASE_BARS - 1
+        self.genre_hold.update(decided_at, style.genre_probs, in_music=kind == MUSIC, boundary=boundary)
+        return plan
+
+    def _form_bar(self, kind: str, energy: float) -> SectionInfo | None:
+        """The song form's section for a music bar (the form starts over after idle or silence)."""
+        if kind != MUSIC:
+            return None
+        if self.last_plan is None or self.last_plan.kind != MUSIC:
+            self.form.reset()
+        still = bool(getattr(self.tracker.estimate, "still", False)) and not self.tempo_lock  # locked: operator's show
+        return self.form.bar(float(energy), still=still)
+
+    @staticmethod
+    def _form_fields(form: SectionInfo | None) -> dict:
+        if form is None:
+            return {}
+        return {"section": form.section, "section_bar": form.section_bar, "section_bars": form.section_bars,
+                "bars_to_next_section": form.bars_to_next_section, "next_section": form.next_section,
+                "section_index": form.section_index}
 
     def _announce(self, t: float) -> list:
         events: list = []
         est = self.tracker.estimate
         bpm = self._current_bpm()
         if (self._announced_bpm is None or abs(bpm - self._announced_bpm) >= ANNOUNCE_BPM_STEP
-                or est.locked != self._announced_locked):
+                or est.locked != self._announced_locked or self.mode != self._announced_mode):
             self._announced_bpm, self._announced_locked = bpm, est.locked
-            events.append(TempoChanged(t, bpm, est.confidence, est.locked))
+            self._announced_mode = self.mode
+            events.append(TempoChanged(t, bpm, est.confidence, est.locked, self.mode))
         genre, source = self.effective_genre()
         if (genre, source) != self._announced_genre:       # the operator taking over counts too
             self._announced_genre = (genre, source)
@@ -278,7 +360,9 @@ class Conductor:
         return {
             "tempo": {"bpm": round(self._current_bpm(), 3), "dance_bpm": round(est.bpm, 3),
                       "confidence": round(est.confidence, 3), "locked": est.locked,
-                      "still": est.still, "tempo_lock": self.tempo_lock},
+                      "still": est.still, "tempo_lock": self.tempo_lock, "mode": self.mode,
+                      "moving": self.front.movement.active(self.now),
+                      "movement": round(self.front.movement.extent, 4)},
             "genre": genre, "genre_source": source,
             "genre_probs": {g: round(float(p), 4) for g, p in zip(GENRES, style.genre_probs)},
             "energy": round(float(style.energy), 4), "sharpness": round(float(style.sharpness), 4),
@@ -288,4 +372,5 @@ class Conductor:
             "motion": {"person": self.person, "frames": self.frames_accepted,
                        "other_people_frames": self.frames_ignored,
                        "rejected": self.frames_rejected},
+            "hits": self.hits.status(),
         }

@@ -124,6 +124,9 @@ class SyntheticDancer:
     layout: Layout = Layout.COCO17
     seed: int = 0
     phase_offset: float = 0.0      #: beats added to the phase (so beat 0 need not be at t=0)
+    #: energy profile: ``(time_s, factor)`` points, linear in between, that scale ``amplitude``
+    #: over time (a dancer whose energy rises and falls); None = constant
+    amplitude_points: list[tuple[float, float]] | None = None
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -138,10 +141,17 @@ class SyntheticDancer:
         shifted = _ShiftedCurve(self.tempo, self.phase_offset)
         return shifted.beat_times(t_start, t_end)
 
+    def amplitude_factor(self, t: float) -> float:
+        """The energy profile's factor on ``amplitude`` at time ``t`` (1 without a profile)."""
+        if not self.amplitude_points:
+            return 1.0
+        ts, fs = zip(*self.amplitude_points)
+        return float(np.interp(t, ts, fs))
+
     def pose(self, t: float) -> np.ndarray:
         """Noise-free COCO-17 ``(17, 2)`` pose at time ``t``."""
         ph = self.tempo.phase(t) + self.phase_offset
-        a = self.amplitude
+        a = self.amplitude * self.amplitude_factor(t)
         s = float(np.clip(self.sharpness, 0, 1))
         frac = ph % 1.0
         # Bounce: lowest on every beat, abrupt turn back up (|sin|), blended with a smooth cosine.

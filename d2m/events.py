@@ -20,6 +20,7 @@ class TempoChanged:
     bpm: float
     confidence: float
     locked: bool          #: True once the tracker follows a dancer
+    mode: str = "idle"    #: what the music does: following / holding / locked / idle (d2m.conductor.MODES)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class Rendered:
     audio: np.ndarray               # (n_samples, CHANNELS) float32
     tail: np.ndarray | None = None  # (m, CHANNELS) float32, m small (a crossfade)
     continues: bool = False         # True: audio already continues the previous segment seamlessly
+    score: Any = None               # the notes played, where the backend has them (synth: a Score; MIDI out)
 
 
 @runtime_checkable
@@ -82,6 +83,7 @@ class SegmentStream:
         self.state = generator.initial_state()
         self._tail: np.ndarray | None = None
         self._next_sample: int | None = None
+        self.last_score: Any = None  #: ``Rendered.score`` of the last segment rendered (None: none)
 
     def render(self, plan: SegmentPlan) -> np.ndarray:
         """Return the segment's final audio, ``(plan.n_samples, CHANNELS)`` float32."""
@@ -96,6 +98,7 @@ class SegmentStream:
                 f"expected {self._next_sample} (segments must be contiguous)"
             )
         rendered, self.state = self.generator.render(plan, self.state)
+        self.last_score = getattr(rendered, "score", None)
         audio = np.asarray(rendered.audio, dtype=np.float32)
         if audio.shape != (plan.n_samples, CHANNELS):
             raise ValueError(

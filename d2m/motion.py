@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .follow import MovementMeter, Observation
 from .skeleton import DEFAULT_TORSO, SkeletonFrame, normalise, valid_mask
 
 #: Internal motion rate (frames per second), as in the reference method.
@@ -309,11 +310,16 @@ class RhythmFrontEnd:
         self.lowpass = PoseLowpass(POSE_LOWPASS_HZ, rate)
         self.onset = DirectionalOnset(rate)
         self._smooth: deque[float] = deque(maxlen=ENVELOPE_SMOOTHING)
+        self.movement = MovementMeter(rate)
         self._torso: float | None = None
         self._torso_t: float | None = None
 
     def push(self, frame: SkeletonFrame) -> list[tuple[int, float]]:
         """Add a frame; returns ``(grid index, onset value)`` for every grid frame passed."""
+        return [(k, v) for k, v, _moving in self.push_moving(frame)]
+
+    def push_moving(self, frame: SkeletonFrame) -> list[tuple[int, float, bool]]:
+        """As :meth:`push`, with whether the dancer moves at each grid frame (:attr:`movement`)."""
         tl = torso_length(frame)
         if tl is not None:
             if self._torso is None:
@@ -332,8 +338,10 @@ class RhythmFrontEnd:
                 self.onset.reset()
                 self.lowpass = PoseLowpass(POSE_LOWPASS_HZ, self.rate)
                 self._smooth.clear()
-            self._smooth.append(self.onset.step(self.lowpass(pose)))
-            out.append((k, float(np.mean(self._smooth))))
+            filtered = self.lowpass(pose)
+            self._smooth.append(self.onset.step(filtered))
+            self.movement.push(k / self.rate, filtered)
+            out.append((k, float(np.mean(self._smooth)), self.movement.active(k / self.rate)))
         return out
 
 
@@ -633,12 +641,24 @@ class TempoTracker:
                                       anchor=0.0, confidence=0.0, locked=False, still=True)
         self.raw_bpm: float | None = None
         self.strength = 0.0
+        #: The latest beat-grid fit while the dancer moves, confident or not (None: no fit).
+        self.observation: Observation | None = None
+        #: The window's most plausible tempo while the dancer moves (BPM; None before that).
+        self.coarse_bpm: float | None = None
+        self._moving: bool | None = None
         self._history: deque[tuple[float, TempoEstimate]] = deque()
         self.updates = 0
 
     # -- input -------------------------------------------------------------
-    def push(self, k: int, onset: float) -> bool:
-        """Add the onset value of grid frame ``k``; returns True if the estimate was updated."""
+    def push(self, k: int, onset: float, moving: bool | None = None) -> bool:
+        """Add the onset value of grid frame ``k``; returns True if the estimate was updated.
+
+        ``moving`` (from :class:`d2m.follow.MovementMeter`) says whether the dancer moves:
+        then a weak rhythm still yields an :attr:`observation` (music follows an unclear
+        beat softly), and stillness is judged from movement instead of from the rhythm.
+        """
+        if moving is not None:
+            self._moving = bool(moving)
         if self._last_k is not None and k > self._last_k + 1:
             for _ in range(min(k - self._last_k - 1, self.window)):
                 self._env.append(0.0)        # a gap is no motion
@@ -656,6 +676,18 @@ class TempoTracker:
         env = np.fromiter(self._env, dtype=np.float64, count=len(self._env))
         return env if n is None else env[-n:]
 
+    def recent_peaks(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(times, heights)`` of the motion beats in the window (lag-compensated session
+        times), without the weak ones (below PEAK_FLOOR of the strong)."""
+        env = self.envelope()
+        if len(env) < 3 or self._last_k is None:
+            return np.zeros(0), np.zeros(0)
+        pos = pick_peaks(env, self.rate)
+        heights = np.interp(pos, np.arange(len(env)), env)
+        t0 = (self._last_k - len(env) + 1) / self.rate
+        keep = heights >= PEAK_FLOOR * np.percentile(heights, 90) if len(heights) else heights > 0
+        return pos[keep] / self.rate + t0 - ONSET_LAG_S, heights[keep]
+
     # -- estimation ----------------------------------------------------------
     def _update(self, t: float) -> None:
         env = self.envelope()
@@ -670,7 +702,9 @@ class TempoTracker:
         recent_strength = rhythm_estimate(recent, self.rate, prior_bpm=coarse, prior_octaves=0.5)[1]
         # stillness is judged on the recent window: the full one smears under tempo ramps
         self.strength = recent_strength
-        if self.strength < MIN_RHYTHM_STRENGTH:
+        weak = self.strength < MIN_RHYTHM_STRENGTH
+        if self._moving is False or (weak and self._moving is None):
+            self.observation = None
             if not est.still and est.locked and self._history:
                 # the rhythm faded: hold what was believed before it did, with no trend
                 held = self._history[0][1]
@@ -678,6 +712,7 @@ class TempoTracker:
             self.estimate = _replace(est, t=t, confidence=0.0, still=True)
             self._agree = 0
             return
+        self.coarse_bpm = coarse
         self._history.append((t, est))
         while self._history and t - self._history[0][0] > HOLD_LOOKBACK_S:
             self._history.popleft()
@@ -695,6 +730,7 @@ class TempoTracker:
         peaks, heights = peaks[keep], heights[keep]
         if len(peaks) == 0 or t - ONSET_LAG_S - peaks[-1] > HOLD_AFTER_BEATS * est.period:
             # no recent hit: the dancer paused; hold tempo and phase
+            self.observation = None
             self.estimate = _replace(est, t=t, confidence=0.0)
             self._agree = 0
             return
@@ -704,6 +740,13 @@ class TempoTracker:
             hint = est.nearest_beat(peaks[-1]) if len(peaks) else None
         fit = fit_beat_grid(peaks, period0, heights=heights, trend=FIT_TREND, phase_hint=hint,
                              weights_tc=FIT_TIME_CONSTANT_BEATS * period0)
+        self.observation = None if fit is None else Observation(fit.period, fit.anchor, fit.confidence)
+        if weak:
+            # moving, but no clear rhythm yet: an observation for the music to lean on, no lock
+            self.estimate = _replace(est, t=t, confidence=0.0 if fit is None else fit.confidence * 0.5,
+                                     still=False)
+            self._agree = 0
+            return
         if fit is None or fit.confidence < MIN_CONFIDENCE:
             self.estimate = _replace(est, t=t, confidence=0.0 if fit is None else fit.confidence,
                                      still=False)

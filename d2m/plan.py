@@ -48,6 +48,13 @@ class SegmentPlan:
     motion_peaks: np.ndarray | None = field(default=None, repr=False)
     """Binary motion-beat vector aligned with ``motion_envelope``."""
     decided_at: float = 0.0         #: session time (s) at which the plan was made
+    # song form (d2m.form); empty for plans made without one (the arranger then uses bar % 8)
+    section: str = ""               #: section of :data:`d2m.form.SECTIONS` this bar is in ("" = none)
+    section_bar: int = 0            #: bar within the section (0-based)
+    section_bars: int = 0           #: the section's planned length (bars)
+    bars_to_next_section: int = 0   #: bars until the next section starts (1 = last bar of this one)
+    next_section: str = ""          #: the section after this one (final within d2m.form.ANNOUNCE_BARS)
+    section_index: int = 0          #: sequential number of the section since the music (re)started
 
     @property
     def end_sample(self) -> int:
@@ -89,4 +96,8 @@ class SegmentPlan:
             "prompt": self.prompt,
             "energy": round(self.energy, 4),
             "sharpness": round(self.sharpness, 4),
+            "section": self.section,
+            "section_bar": self.section_bar,
+            "bars_to_next_section": self.bars_to_next_section,
+            "next_section": self.next_section,
         }

@@ -19,8 +19,10 @@ from .conductor import Conductor, ConductorConfig
 from .control import Control
 from .events import SegmentPlanned
 from .generator import CHANNELS, Generator, SegmentStream
+from .hits import AccentTrack, HitDetected
 from .plan import SegmentPlan
 from .skeleton import SkeletonFrame
+from .synth.accents import AccentBank
 
 #: Music rendered past the last frame or control (s), so the end rings out.
 DEFAULT_TAIL_S = 2.0
@@ -34,6 +36,8 @@ class RenderResult:
     sample_rate: int
     plans: list[SegmentPlan] = field(default_factory=list)
     conductor: Conductor | None = None
+    scores: list = field(default_factory=list)   #: per plan, the generator's score (None where it has none)
+    hits: list = field(default_factory=list)     #: the dancer's hits (d2m.hits.Hit), accents mixed in
 
 
 def render_motion(items: Iterable[SkeletonFrame | tuple[float, Control]], generator: Generator,
@@ -50,6 +54,8 @@ def render_motion(items: Iterable[SkeletonFrame | tuple[float, Control]], genera
     sr = config.sample_rate
     chunks: list[np.ndarray] = []
     plans: list[SegmentPlan] = []
+    scores: list = []
+    hits: list = []
     volumes: list[tuple[float, float]] = []
     last_t = 0.0
 
@@ -58,6 +64,9 @@ def render_motion(items: Iterable[SkeletonFrame | tuple[float, Control]], genera
             if isinstance(ev, SegmentPlanned):
                 plans.append(ev.plan)
                 chunks.append(stream.render(ev.plan))
+                scores.append(stream.last_score)
+            elif isinstance(ev, HitDetected):
+                hits.append(ev.hit)
 
     take(conductor.advance(0.0))
     for item in items:
@@ -79,9 +88,16 @@ def render_motion(items: Iterable[SkeletonFrame | tuple[float, Control]], genera
     if len(audio) < n_total:
         audio = np.concatenate([audio, np.zeros((n_total - len(audio), CHANNELS), np.float32)])
     audio = audio[:n_total]
+    if hits:
+        # the accents' own path, as live at the output block (d2m.hits.AccentTrack)
+        track = AccentTrack(AccentBank(sr, config.seed))
+        for hit in hits:
+            track.add(hit)
+        audio = np.ascontiguousarray(audio)
+        track.mix(audio, 0)
     if volumes:
         audio = audio * volume_curve(volumes, n_total, sr)[:, None]
-    return RenderResult(audio.astype(np.float32), sr, plans, conductor)
+    return RenderResult(audio.astype(np.float32), sr, plans, conductor, scores, hits)
 
 
 def volume_curve(changes: list[tuple[float, float]], n: int, sample_rate: int,

@@ -29,6 +29,27 @@
   /** Volume slider: send at most one control per this many ms while dragging. */
   const VOLUME_THROTTLE_MS = 100;
   const AUDIO_HEADER_BYTES = 32;
+  /** The tempo plot shows this many seconds, redrawn this often (ms). */
+  const PLOT_WINDOW_S = 60;
+  const PLOT_REDRAW_MS = 250;
+  /** The skeleton is redrawn this often (ms); the server sends poses at most 15 a second. */
+  const STAGE_REDRAW_MS = 66;
+  /** A pose older than this (ms) is drawn faded: the dancer has left, or the server lost them. */
+  const POSE_STALE_MS = 1500;
+  /** The camera preview (/preview.jpg, `d2m serve --preview`) is fetched this often (ms), and
+   *  looked for again this often (ms) while the server has none. */
+  const PREVIEW_MS = 100;
+  const PREVIEW_RETRY_MS = 3000;
+  /** Bones of each skeleton layout (pairs of joint indices), as d2m_server.preview draws them. */
+  const EDGES = {
+    coco17: [[0, 1], [0, 2], [1, 3], [2, 4], [5, 6], [5, 7], [7, 9], [6, 8], [8, 10],
+      [5, 11], [6, 12], [11, 12], [11, 13], [13, 15], [12, 14], [14, 16]],
+    mediapipe33: [[0, 1], [1, 2], [2, 3], [3, 7], [0, 4], [4, 5], [5, 6], [6, 8], [9, 10],
+      [11, 12], [11, 13], [13, 15], [15, 17], [15, 19], [15, 21], [17, 19],
+      [12, 14], [14, 16], [16, 18], [16, 20], [16, 22], [18, 20],
+      [11, 23], [12, 24], [23, 24], [23, 25], [24, 26], [25, 27], [26, 28],
+      [27, 29], [28, 30], [29, 31], [30, 32], [27, 31], [28, 32]],
+  };
   const GENRES_FALLBACK = ["break", "pop", "lock", "middle_hiphop", "la_hiphop", "house",
     "waack", "krump", "street_jazz", "ballet_jazz"];
 
@@ -51,11 +72,15 @@
       badFrames: 0, peak: 0, playing: false,
     },
     music: {
-      bpm: null, bar: null, beat: null, danceBpm: null, confidence: null, locked: null,
+      bpm: null, bar: null, beat: null, danceBpm: null, confidence: null, locked: null, mode: null,
       genre: null, genreSource: null, energy: null, sharpness: null, next: null,
       lookaheadS: null, serverUnderruns: null,
     },
     camera: { on: false, sent: 0, skipped: 0, tooLarge: 0, server: null },
+    // the tracked skeleton (`pose` events) and the server's camera preview (/preview.jpg)
+    stage: { poses: 0, last: null, preview: false, previewOffered: false, previewFrames: 0, drawn: 0 },
+    // tempo plot: {t (s, page clock), dance, music, confidence}, the last PLOT_WINDOW_S
+    plot: { samples: [], drawn: 0 },
   };
 
   let ws = null;
@@ -165,7 +190,12 @@
         node.connect(gain).connect(ctx.destination);
         ctx.onstatechange = audioStateChanged;
       }
-      if (ctx.state !== "running") await ctx.resume();
+      audioStateChanged();            // "Start sound" stays up while the browser holds sound back
+      if (ctx.state !== "running") {
+        // without a click, resume() waits for one (Chrome) or fails: do not wait for it here
+        const resumed = ctx.resume();
+        if (fromClick) await resumed; else resumed.catch(() => {});
+      }
     } catch (err) {
       say(`sound cannot start: ${err.message}`, true);
     }
@@ -176,7 +206,7 @@
   function audioStateChanged() {
     const running = !!ctx && ctx.state === "running";
     d2m.audio.state = ctx ? ctx.state : "off";
-    $("start").hidden = running;
+    $("sound-gate").hidden = running;
     setPill("audio-state", running ? `sound on (${ctx.sampleRate} Hz)` : "sound off", running ? "on" : "off");
     if (running) subscribe();
   }
@@ -261,8 +291,16 @@
         d2m.music.danceBpm = m.bpm;
         d2m.music.confidence = m.confidence;
         d2m.music.locked = m.locked;
+        if (typeof m.mode === "string") d2m.music.mode = m.mode;
         if (d2m.music.bpm === null) showBpm(m.bpm);
+        plotSample({ dance: m.bpm, confidence: m.confidence });
         renderTempo();
+        break;
+      case "pose":
+        if (Array.isArray(m.joints)) {
+          d2m.stage.poses += 1;
+          d2m.stage.last = { layout: m.layout, joints: m.joints, person: m.person, at: performance.now() };
+        }
         break;
       case "genre":
         d2m.music.genre = m.genre;
@@ -307,6 +345,7 @@
   function onBeat(m) {
     d2m.beats += 1;
     showBpm(m.bpm);
+    plotSample({ music: m.bpm });
     const delay = playbackDelayMs();
     setTimeout(() => {
       d2m.music.bar = m.bar;
@@ -332,7 +371,9 @@
       mu.danceBpm = s.tempo.dance_bpm;
       mu.confidence = s.tempo.confidence;
       mu.locked = s.tempo.locked;
+      if (typeof s.tempo.mode === "string") mu.mode = s.tempo.mode;
       if (!d2m.beats) showBpm(s.tempo.bpm);
+      plotSample({ dance: s.tempo.dance_bpm, music: s.tempo.bpm, confidence: s.tempo.confidence });
       syncControl("tempo-lock", (el) => { el.checked = !!s.tempo.tempo_lock; });
     }
     if (typeof s.genre === "string") { mu.genre = s.genre; mu.genreSource = s.genre_source; }
@@ -354,6 +395,7 @@
     if (typeof s.playing === "boolean") syncControl("playing", (el) => { el.checked = s.playing; });
     if (typeof s.prompt === "string") syncControl("prompt", (el) => { el.value = s.prompt; });
     if (Array.isArray(s.sources)) {
+      d2m.stage.previewOffered = s.sources.some((x) => x && x.preview_frames > 0);
       const cam = s.sources.find((x) => x && x.kind === "web-camera");
       d2m.camera.server = cam || null;
       if (cam) {
@@ -390,6 +432,201 @@
     $("dance-bpm").textContent = mu.danceBpm === null ? "–" : `${fmt(mu.danceBpm, 1)} BPM`;
     $("confidence").textContent = fmt(mu.confidence, 2);
     $("locked").textContent = mu.locked === null ? "–" : (mu.locked ? "following the dancer" : "searching");
+    // the tracker's mode ("following" / "holding" / "idle") where the server reports one
+    $("mode").textContent = mu.mode || (mu.locked === null ? "–" : (mu.locked ? "locked" : "searching"));
+  }
+
+  // ------------------------------------------------------- the tracked skeleton
+  const stage = { image: null, imageAt: 0, fetching: false, nextFetch: 0 };
+
+  function previewURL() {
+    // the preview comes from the page's own server (the CSP allows nothing else)
+    return `${location.protocol}//${location.host}/preview.jpg?n=${d2m.stage.previewFrames}`;
+  }
+
+  async function fetchPreview() {
+    const now = performance.now();
+    // only while a source says it makes previews (status `sources[].preview_frames`), so a
+    // server without one is not asked (each 404 would be an error in the browser console)
+    if (!d2m.stage.previewOffered) { d2m.stage.preview = false; return; }
+    if (stage.fetching || now < stage.nextFetch || !location.host || location.protocol === "file:") return;
+    stage.fetching = true;
+    try {
+      const res = await fetch(previewURL(), { cache: "no-store" });
+      if (res.ok && (res.headers.get("content-type") || "").startsWith("image/")) {
+        const bitmap = await createImageBitmap(await res.blob());
+        if (stage.image && stage.image.close) stage.image.close();
+        stage.image = bitmap;
+        stage.imageAt = now;
+        d2m.stage.preview = true;
+        d2m.stage.previewFrames += 1;
+        stage.nextFetch = now + PREVIEW_MS;
+      } else {
+        d2m.stage.preview = false;
+        stage.nextFetch = now + PREVIEW_RETRY_MS;
+      }
+    } catch (err) {
+      d2m.stage.preview = false;
+      stage.nextFetch = now + PREVIEW_RETRY_MS;
+    } finally {
+      stage.fetching = false;
+    }
+  }
+
+  function drawStage() {
+    fetchPreview();
+    const canvas = $("stage");
+    const g = canvas.getContext("2d");
+    const img = d2m.stage.preview ? stage.image : null;
+    // the canvas takes the preview's shape, or 4:3 for the skeleton alone
+    const w = canvas.clientWidth || 640;
+    const h = Math.round(w * (img ? img.height / img.width : 3 / 4));
+    const dpr = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+      canvas.width = Math.round(w * dpr);
+      canvas.height = Math.round(h * dpr);
+    }
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.fillStyle = "#05070a";
+    g.fillRect(0, 0, w, h);
+    if (img) {
+      g.drawImage(img, 0, 0, w, h);
+    } else {
+      g.strokeStyle = "#1c212b";               // a floor grid, so a skeleton alone has a place
+      g.lineWidth = 1;
+      for (let i = 1; i < 8; i++) {
+        g.beginPath(); g.moveTo((i * w) / 8, 0); g.lineTo((i * w) / 8, h); g.stroke();
+        g.beginPath(); g.moveTo(0, (i * h) / 8); g.lineTo(w, (i * h) / 8); g.stroke();
+      }
+    }
+    const pose = d2m.stage.last;
+    const age = pose ? performance.now() - pose.at : Infinity;
+    if (pose) drawSkeleton(g, pose, w, h, age > POSE_STALE_MS ? 0.35 : 1);
+    let status;
+    if (!pose) status = img ? "camera preview; no dancer tracked yet" : "waiting for a dancer…";
+    else if (age > POSE_STALE_MS) status = "the dancer was lost; last pose shown";
+    else status = (img ? "camera preview + tracked skeleton" : "tracked skeleton (no camera preview)")
+      + ` · person ${pose.person}`;
+    $("stage-status").textContent = status;
+    d2m.stage.drawn += 1;
+  }
+
+  function drawSkeleton(g, pose, w, h, alpha) {
+    const pts = pose.joints.map((j) => (Array.isArray(j) && j.length >= 2 && Number.isFinite(j[0])
+      && Number.isFinite(j[1])) ? [j[0] * w, j[1] * h] : null);
+    g.save();
+    g.globalAlpha = alpha;
+    g.lineCap = "round";
+    g.lineWidth = Math.max(3, w / 160);
+    g.strokeStyle = "#4cc3ff";
+    for (const [a, b] of EDGES[pose.layout] || []) {
+      if (!pts[a] || !pts[b]) continue;
+      g.beginPath(); g.moveTo(pts[a][0], pts[a][1]); g.lineTo(pts[b][0], pts[b][1]); g.stroke();
+    }
+    g.fillStyle = "#ffd23c";
+    const r = Math.max(3, w / 200);
+    for (const p of pts) {
+      if (!p) continue;
+      g.beginPath(); g.arc(p[0], p[1], r, 0, 2 * Math.PI); g.fill();
+    }
+    g.restore();
+  }
+
+  // ------------------------------------------------------------ the tempo plot
+  function plotSample(values) {
+    const t = performance.now() / 1000;
+    const sample = { t, dance: null, music: null, confidence: null };
+    for (const k of ["dance", "music", "confidence"]) {
+      const v = values[k];
+      if (v !== null && v !== undefined && Number.isFinite(Number(v)) && (k === "confidence" || v > 0)) {
+        sample[k] = Number(v);
+      }
+    }
+    const samples = d2m.plot.samples;
+    samples.push(sample);
+    while (samples.length && samples[0].t < t - PLOT_WINDOW_S - 1) samples.shift();
+  }
+
+  function drawPlot() {
+    const canvas = $("tempo-plot");
+    const g = canvas.getContext("2d");
+    const w = canvas.clientWidth || 640;
+    const h = Math.round(Math.min(400, Math.max(180, w * 0.62)));
+    const dpr = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+      canvas.width = Math.round(w * dpr);
+      canvas.height = Math.round(h * dpr);
+    }
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    const left = 44, right = 34, top = 10, bottom = 24;
+    const pw = w - left - right, ph = h - top - bottom;
+    const now = performance.now() / 1000;
+    const samples = d2m.plot.samples.filter((s) => s.t >= now - PLOT_WINDOW_S);
+    const bpms = samples.flatMap((s) => [s.dance, s.music]).filter((v) => v !== null);
+    let lo = bpms.length ? Math.min(...bpms) : 100, hi = bpms.length ? Math.max(...bpms) : 140;
+    const mid = (lo + hi) / 2;
+    const span = Math.max(20, (hi - lo) * 1.2);
+    lo = Math.floor((mid - span / 2) / 10) * 10;
+    hi = Math.ceil((mid + span / 2) / 10) * 10;
+    const x = (t) => left + pw * (1 - (now - t) / PLOT_WINDOW_S);
+    const yBpm = (b) => top + ph * (1 - (b - lo) / (hi - lo));
+    const yConf = (c) => top + ph * (1 - clamp(c, 0, 1));
+    // grid and axes
+    g.font = "11px system-ui, sans-serif";
+    g.lineWidth = 1;
+    g.strokeStyle = "#2a2f3a";
+    g.fillStyle = "#8a91a3";
+    const step = hi - lo > 60 ? 20 : 10;
+    g.textAlign = "right";
+    g.textBaseline = "middle";
+    for (let b = lo; b <= hi; b += step) {
+      g.beginPath(); g.moveTo(left, yBpm(b)); g.lineTo(left + pw, yBpm(b)); g.stroke();
+      g.fillText(String(b), left - 6, yBpm(b));
+    }
+    g.textAlign = "left";
+    for (const c of [0, 0.5, 1]) g.fillText(c.toFixed(1), left + pw + 6, yConf(c));
+    g.textAlign = "center";
+    g.textBaseline = "top";
+    for (let s = PLOT_WINDOW_S; s >= 0; s -= 10) {
+      const xs = left + pw * (1 - s / PLOT_WINDOW_S);
+      g.beginPath(); g.moveTo(xs, top); g.lineTo(xs, top + ph); g.stroke();
+      g.fillText(s ? `-${s} s` : "now", xs, top + ph + 6);
+    }
+    g.save();
+    g.translate(11, top + ph / 2);
+    g.rotate(-Math.PI / 2);
+    g.textBaseline = "middle";
+    g.fillText("BPM", 0, 0);
+    g.restore();
+    // the three series
+    const line = (key, y, colour, width) => {
+      g.strokeStyle = colour;
+      g.lineWidth = width;
+      g.beginPath();
+      let pen = false;
+      for (const s of samples) {
+        if (s[key] === null) continue;
+        if (pen) g.lineTo(x(s.t), y(s[key])); else g.moveTo(x(s.t), y(s[key]));
+        pen = true;
+      }
+      if (pen) g.stroke();
+    };
+    g.save();
+    g.beginPath();
+    g.rect(left, top, pw, ph);
+    g.clip();
+    line("confidence", yConf, "#3ccf7a", 1.5);
+    line("dance", yBpm, "#4cc3ff", 2);
+    line("music", yBpm, "#ff5a36", 2.5);
+    g.restore();
+    if (!samples.length) {
+      g.fillStyle = "#8a91a3";
+      g.textAlign = "center";
+      g.textBaseline = "middle";
+      g.fillText("no tempo yet", left + pw / 2, top + ph / 2);
+    }
+    d2m.plot.drawn += 1;
   }
 
   function renderGenre() {
@@ -540,4 +777,8 @@
   wireControls();
   connect();
   startAudio(false);
+  setInterval(drawStage, STAGE_REDRAW_MS);
+  setInterval(drawPlot, PLOT_REDRAW_MS);
+  drawStage();
+  drawPlot();
 })();

@@ -10,6 +10,7 @@ from ..generator import CHANNELS, Rendered
 from ..plan import IDLE, MUSIC, SegmentPlan
 from .arranger import Arranger, Score
 from .drums import DrumKit
+from .fx import render_riser
 from .dsp import pan_gains
 from .pad import PadState, render_pad
 from .presets import GenrePreset, preset_for
@@ -89,6 +90,10 @@ class SynthGenerator:
         end = max(n, m)
         end = max(end, self._play_hits(buf, score))
         end = max(end, self._play_notes(buf, score, preset))
+        if score.riser is not None:     # a build's riser (d2m.form), on the drum bus, centred
+            p0, p1, level = score.riser
+            x = render_riser(n, self.sample_rate, p0, p1, level * DRUM_BUS_GAIN, score.riser_seed)
+            end = max(end, self._add(buf, 0, x, 0.7, 0.7))
 
         if score.pad_midis or state.pad.level > 0.0:
             midis = score.pad_midis or _hold_midis(state)
@@ -103,7 +108,7 @@ class SynthGenerator:
         audio = _master(buf, n, MASTER_GAIN * preset.mix_gain)
         carry = buf[:, n:end].copy()
         new_state = SynthState(carry=carry, pad=pad_state, last_kind=plan.kind)
-        return Rendered(audio=audio, tail=None, continues=True), new_state
+        return Rendered(audio=audio, tail=None, continues=True, score=score), new_state
 
     # -- mixing ------------------------------------------------------------------
 

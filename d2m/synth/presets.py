@@ -17,7 +17,7 @@ pattern the energy allows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..genres import GENRES, UnknownGenre, parse_genre
 from .theory import SCALES, Chord
@@ -54,7 +54,7 @@ class GenrePreset:
     tempo_hint: tuple[float, float]          #: typical BPM range (documentation only)
     key: int                                 #: tonic as a MIDI note
     scale: str                               #: a key of :data:`~d2m.synth.theory.SCALES`
-    progression: tuple[Chord, ...]           #: one chord per bar, cycled
+    progression: tuple[Chord, ...]           #: one chord per bar, cycled (the song's main progression)
     drums: tuple[DrumPart, ...]
     bass_kind: str
     bass_low: int                            #: lowest MIDI note of the bass octave
@@ -79,6 +79,9 @@ class GenrePreset:
     echo_steps: int = 3                      #: lead echo delay in 16ths (3 = dotted eighth)
     echo_gains: tuple[float, ...] = (0.3, 0.12)
     lead_min_energy: float = 0.4             #: the lead only plays at or above this energy
+    #: Alternate progressions (4-8 bars) the song form moves through: the first is the long
+    #: (8-bar) one grooves and peaks alternate with the main one, the last the breakdown's.
+    alt_progressions: tuple[tuple[Chord, ...], ...] = ()
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -86,6 +89,9 @@ class GenrePreset:
             raise ValueError(f"preset {self.name}: unknown scale {self.scale!r}")
         if not self.progression:
             raise ValueError(f"preset {self.name}: empty chord progression")
+        for alt in self.alt_progressions:
+            if not 4 <= len(alt) <= 8:
+                raise ValueError(f"preset {self.name}: alternate progressions have 4-8 chords, got {len(alt)}")
         for part in self.drums:
             for _, pat in part.layers:
                 _check_pattern(self.name, part.sound, pat, "Xxo.")
@@ -320,6 +326,35 @@ _add(GenrePreset(
     swing=0.64, swing_unit=8, pad_level=0.45, fill_sound="brush",
     bass_gain=0.37, chord_gain=0.28, pad_gain=0.34, lead_gain=0.18, mix_gain=1.4,
 ))
+
+
+def _alts(*progressions: str) -> tuple[tuple[Chord, ...], ...]:
+    """Progressions written as ``"0:m9 8:maj7 ..."`` (root semitones above the key : quality)."""
+    out = []
+    for text in progressions:
+        chords = []
+        for item in text.split():
+            root, _, quality = item.partition(":")
+            chords.append(C(int(root), quality))
+        out.append(tuple(chords))
+    return tuple(out)
+
+
+#: Per genre: an 8-bar progression and a 4-bar breakdown progression, in the preset's key.
+ALT_PROGRESSIONS: dict[str, tuple[tuple[Chord, ...], ...]] = {
+    "house": _alts("0:m9 8:maj7 5:m9 7:m7 8:maj7 10: 0:m9 7:7", "5:m9 8:maj7 0:m9 10:"),
+    "waack": _alts("0:m7 5:9 0:m7 5:9 8:maj7 10: 7:7 7:7", "8:maj7 10: 0:m7 5:9"),
+    "lock": _alts("0:9 0:9 5:9 5:9 0:9 10: 5:9 7:9", "5:9 10: 0:9 7:9"),
+    "break": _alts("0:m7 0:m7 5:9 5:9 3:maj7 10: 5:9 7:m7", "3:maj7 10: 0:m7 5:9"),
+    "pop": _alts("0:m7 8:maj7 10: 7:m7 8:maj7 10: 0:m7 7:7", "8:maj7 3: 10: 0:m7"),
+    "middle_hiphop": _alts("0:m9 0:m9 8:maj7 8:maj7 5:m9 10: 3:maj7 7:7", "8:maj7 3:maj7 5:m9 7:7"),
+    "la_hiphop": _alts("0:m9 5:m9 0:m9 5:m9 8:maj7 10: 3:maj7 7:7", "8:maj7 3:maj7 5:m9 7:7"),
+    "krump": _alts("0:m 0:m 1: 1: 8: 10: 1: 0:m", "1: 10: 8: 0:m"),
+    "street_jazz": _alts("0:m9 5:m9 0:m9 5:m9 8:maj7 3:maj7 2:m7b5 7:7", "8:maj7 3:maj7 5:m9 7:7"),
+    "ballet_jazz": _alts("0:maj7 4:m7 9:m7 2:m7 5:maj7 7:7 0:maj7 7:7", "5:maj7 4:m7 2:m7 7:7"),
+}
+for _name, _prog in ALT_PROGRESSIONS.items():
+    PRESETS[_name] = replace(PRESETS[_name], alt_progressions=_prog)
 
 missing = set(GENRES) - set(PRESETS)
 if missing:  # pragma: no cover - guarded at import

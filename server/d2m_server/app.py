@@ -22,11 +22,17 @@ from d2m.conductor import Conductor, ConductorConfig
 from d2m.control import Control
 from d2m.events import Beat, ControlApplied, GenreChanged, InputRejected, SegmentPlanned, TempoChanged, beats_of
 from d2m.generator import Generator, SegmentStream
+from d2m.genres import GENRES
+from d2m.hits import AccentTrack, HitDetected
 from d2m.skeleton import SkeletonFrame
+from d2m.synth.accents import LEVEL_STRENGTHS, AccentBank
 
-from .audio import AudioRing, GainRamp, PlaybackClock, open_output
+from .audio import AudioRing, GainRamp, LockedAccents, PlaybackClock, open_output
 from .generation import GenerationWorker
+from .midi_sync import ShowSync, SyncOptions
+from .memory import MallocTrimmer, MemoryProbe, process_usage
 from .osc_in import is_loopback_host
+from .pose_feed import PoseFeed
 from .osc import OscReceiver, OscSender, encode_event, encode_status, encode_style, encode_telemetry
 from .recorder import MotionRecorder, WavRecorder
 from .stats import InputStats
@@ -68,6 +74,7 @@ class ServeOptions:
     allow_origins: list[str] = field(default_factory=list)   #: browser origins allowed besides the same host
     osc_allow: list[str] | None = None     #: OSC accepted only from these networks (+ loopback); None:
                                            #: everyone on a loopback bind, loopback only on a public one
+    sync: SyncOptions = field(default_factory=SyncOptions)   #: MIDI file/out, Ableton Link (all off by default)
 
 
 class LiveSession:
@@ -80,6 +87,8 @@ class LiveSession:
         self.gain = GainRamp(sample_rate=self.sr)
         self.output = None
         self.conductor = Conductor(self.cfg)
+        # the dancer's accents: mixed into each output block as it is played (d2m.hits)
+        self.accents = LockedAccents(AccentTrack(AccentBank(self.sr, self.cfg.seed)))
         self.worker = GenerationWorker(SegmentStream(generator),
                                        SegmentStream(fallback) if fallback is not None else None,
                                        clock=self.now)
@@ -90,6 +99,7 @@ class LiveSession:
         self.mqtt = None                       # d2m_server.mqtt.MqttBridge when --mqtt is given
         self.wav: WavRecorder | None = None
         self.motion_rec: MotionRecorder | None = None
+        self.sync: ShowSync | None = None      # MIDI file, MIDI out, Ableton Link (d2m_server.midi_sync)
         self.sources: list = []
         self._plans: asyncio.Queue[SegmentPlanned] = asyncio.Queue()
         self._beats: collections.deque[Beat] = collections.deque()
@@ -100,14 +110,26 @@ class LiveSession:
         self._tasks: list[asyncio.Task] = []
         self._loop_lag: collections.deque[float] = collections.deque(maxlen=2000)
         self.started_at = time.time()
+        self.trimmer = MallocTrimmer()
+        self.probe: MemoryProbe | None = None
+        self.pose_feed = PoseFeed()            # throttled `pose` events of the lead person
 
     # -- clock ----------------------------------------------------------------
     def now(self) -> float:
         return round(self.clock.now(), T_DECIMALS)
 
+    def _heard_latency(self) -> float:
+        """From a sample's session time to hearing it: the output's latency plus ``--latency``."""
+        return (self.output.latency_s if self.output is not None else 0.0) + self.cfg.output_latency_s
+
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         o = self.options
+        if o.sync.any:
+            self.sync = ShowSync(o.sync, clock=self.clock, now=self.now, sample_rate=self.sr,
+                                 latency_s=self._heard_latency, control=self.control,
+                                 initial_bpm=self.cfg.initial_bpm)
+            await self.sync.start()
         if o.record:
             self.wav = WavRecorder(o.record, self.sr, 2)
         if o.record_motion:
@@ -141,8 +163,12 @@ class LiveSession:
         # the first segment is decided at once and rendered before playback starts
         self._handle(self.conductor.advance(0.0))
         await self._render_pending()
+        if self.conductor.hits.detector.enabled:     # render every accent now, not on the first hit
+            for genre in GENRES:
+                for strength in LEVEL_STRENGTHS:
+                    self.accents.track.bank.get(genre, strength)
         self.output = open_output(o.audio_out, self.ring, self.clock, sample_rate=self.sr,
-                                  gain=self.gain, on_block=self._on_block)
+                                  gain=self.gain, on_block=self._on_block, mixer=self.accents)
         await self.output.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._ticker(), name="d2m-ticker"),
@@ -156,6 +182,10 @@ class LiveSession:
                                   preview=o.preview)
             await src.start()
             self.sources.append(src)
+        await self.trimmer.start()
+        self.probe = MemoryProbe.from_environment(sizes=self.memory)
+        if self.probe is not None:
+            await self.probe.start()
         log.info("d2m is live: %s", self.describe())
 
     def describe(self) -> str:
@@ -172,6 +202,8 @@ class LiveSession:
             parts.append(f"MQTT {self.mqtt.host}:{self.mqtt.port} ({self.mqtt.prefix})")
         if self.options.record:
             parts.append(f"recording {self.options.record}")
+        if self.sync is not None:
+            parts.extend(self.sync.describe())
         return "; ".join(parts)
 
     async def run(self) -> None:
@@ -191,6 +223,9 @@ class LiveSession:
         self._stop.set()
 
     async def close(self) -> None:
+        await self.trimmer.stop()
+        if self.probe is not None:
+            await self.probe.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -217,6 +252,8 @@ class LiveSession:
             self.wav.close()
         if self.motion_rec is not None:
             self.motion_rec.close()
+        if self.sync is not None:
+            await self.sync.close()
         self.worker.close()
 
     # -- inputs --------------------------------------------------------------------
@@ -227,6 +264,10 @@ class LiveSession:
         if self.motion_rec is not None:
             self.motion_rec.write_frame(frame)
         self._handle(self.conductor.push_frame(frame))
+        if self.ws is not None and self.ws.clients:     # the skeleton the page draws (pose_feed)
+            pose = self.pose_feed.message(frame, self.conductor.person)
+            if pose is not None:
+                self.ws.broadcast(pose)
 
     def control(self, control: Control) -> None:
         t = self.now()
@@ -253,6 +294,8 @@ class LiveSession:
                 self._plans.put_nowait(ev)
                 self._beats.extend(beats_of(ev.plan))
                 self._playing_plans.append(ev.plan)
+                if self.sync is not None:
+                    self.sync.on_plan(ev.plan)
                 self._send_osc(encode_event(ev))
                 self._send_ws({"type": "segment", **ev.plan.to_dict()})
             elif isinstance(ev, TempoChanged):
@@ -267,6 +310,12 @@ class LiveSession:
             elif isinstance(ev, GenreChanged):
                 self._send_osc(encode_event(ev))
                 self._send_ws({"type": "genre", "genre": ev.genre, "source": ev.source})
+            elif isinstance(ev, HitDetected):
+                self.accents.add(ev.hit)
+                if self.sync is not None:
+                    self.sync.add_hit(ev.hit)
+                self._send_osc(encode_event(ev))
+                self._send_ws({"type": "hit", **ev.hit.to_dict(self.sr)})
             elif isinstance(ev, ControlApplied):
                 self._send_ws({"type": "control_applied", "t": ev.t, **ev.changes})
             elif isinstance(ev, InputRejected):
@@ -315,6 +364,8 @@ class LiveSession:
 
     async def _render_one(self, plan) -> None:
         seg = await self.worker.render(plan)
+        if self.sync is not None:
+            self.sync.on_rendered(plan, seg.score)
         audio = seg.audio
         start = plan.start_sample
         if start != self._written:
@@ -376,6 +427,8 @@ class LiveSession:
     def _on_block(self, block: np.ndarray, start_frame: int) -> None:
         if self.wav is not None:
             self.wav.write(block)
+        if self.sync is not None:
+            self.sync.on_block(start_frame)
         # plans that have finished playing are dropped even without a WebSocket (no growth)
         while len(self._playing_plans) > 1 and self._playing_plans[1].start_sample <= start_frame:
             self._playing_plans.popleft()
@@ -409,6 +462,31 @@ class LiveSession:
             "lookahead_s": round(self.ring.available / self.sr, 4),
             "fallback": 1.0 if self.worker.in_fallback else 0.0,
             "late_ms": round(self.late_samples / self.sr * 1000, 3),
+            "accents_late": float(self.accents.track.late),
+        }
+
+    def memory(self) -> dict:
+        """The process's memory, fds, threads and tasks, and the size (with its limit) of every
+        buffer, queue, cache and history the session keeps (status ``memory``, docs/protocol.md)."""
+        caches = {}
+        for name, stream in (("primary", self.worker.primary), ("cover", self.worker.cover)):
+            tones = getattr(getattr(stream, "generator", None), "tones", None) if stream else None
+            if tones is not None:
+                caches[name] = {"samples": tones.samples, "limit": tones.max_samples}
+        mqtt = self.mqtt
+        return {
+            **process_usage(),
+            "plans_queued": self._plans.qsize(), "beats_queued": len(self._beats),
+            "plans_playing": len(self._playing_plans),
+            "loop_lag_samples": len(self._loop_lag), "loop_lag_limit": self._loop_lag.maxlen,
+            "ring_frames": self.ring.available, "ring_limit": self.ring.capacity,
+            "tempo_history": len(self.conductor.tracker._history),
+            "tone_cache": caches,
+            "websocket": self.ws.memory() if self.ws is not None else None,
+            "mqtt": {"events_queued": len(mqtt._events), "event_queue_limit": mqtt.event_queue,
+                     "retained_topics": len(mqtt._latest)} if mqtt is not None else None,
+            "osc_sender_memo": len(self.osc_in._allowed_cache) if self.osc_in is not None else None,
+            "malloc_trim": self.trimmer.status(),
         }
 
     def status(self) -> dict:
@@ -430,5 +508,8 @@ class LiveSession:
             "sources": [s.status() for s in self.sources],
             "recording": self.wav.status() if self.wav else None,
             "mqtt": self.mqtt.status() if self.mqtt else None,
+            "midi": self.sync.status() if self.sync else None,
+            "accents": self.accents.status(),
+            "memory": self.memory(),
         })
         return st

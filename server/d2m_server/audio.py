@@ -47,6 +47,9 @@ log = logging.getLogger("d2m.audio")
 
 #: Called on the event loop with each block actually played and its first frame.
 BlockHook = Callable[[np.ndarray, int], None]
+#: Called on the output's thread with each block just read from the ring (before volume)
+#: and its first frame; adds low-latency sound (the dancer's accents) in place.
+BlockMixer = Callable[[np.ndarray, int], None]
 
 
 class AudioUnavailable(RuntimeError):
@@ -321,7 +324,7 @@ class AudioOutput(abc.ABC):
 
     def __init__(self, ring: AudioRing, clock: PlaybackClock, *, sample_rate: int = SAMPLE_RATE,
                  blocksize: int = DEFAULT_BLOCK, gain: GainRamp | None = None,
-                 on_block: BlockHook | None = None):
+                 on_block: BlockHook | None = None, mixer: BlockMixer | None = None):
         if blocksize <= 0:
             raise ValueError("blocksize must be positive")
         if clock.sample_rate != sample_rate:
@@ -332,8 +335,10 @@ class AudioOutput(abc.ABC):
         self.blocksize = int(blocksize)
         self.gain = gain if gain is not None else GainRamp(sample_rate=sample_rate)
         self.on_block = on_block
+        self.mixer = mixer
         self.blocks_played = 0
         self.hook_errors = 0
+        self.mixer_errors = 0
 
     @property
     def latency_s(self) -> float:
@@ -349,8 +354,16 @@ class AudioOutput(abc.ABC):
         """Stop playing and release the device."""
 
     def _play_into(self, out: np.ndarray) -> int:
-        """Fill ``out`` from the ring with volume applied; advance the clock; return start frame."""
+        """Fill ``out`` from the ring (plus the mixer's sound) with volume applied; advance the
+        clock; return start frame."""
         self.ring.read_into(out)
+        if self.mixer is not None:
+            try:
+                self.mixer(out, self.clock.position)
+            except Exception:  # accents must never stop the music
+                self.mixer_errors += 1
+                if self.mixer_errors == 1:
+                    log.exception("%s: block mixer failed (counted, further errors not logged)", self.name)
         self.gain.apply(out)
         self.blocks_played += 1
         return self.clock.advance(out.shape[0])
@@ -376,6 +389,7 @@ class AudioOutput(abc.ABC):
             "blocks_played": self.blocks_played,
             "volume": round(self.gain.target, 4),
             "hook_errors": self.hook_errors,
+            "mixer_errors": self.mixer_errors,
             **self.ring.status(),
         }
 
@@ -393,9 +407,10 @@ class PacedOutput(AudioOutput):
 
     def __init__(self, ring: AudioRing, clock: PlaybackClock, sample_rate: int = SAMPLE_RATE,
                  blocksize: int = DEFAULT_BLOCK, *, gain: GainRamp | None = None,
-                 on_block: BlockHook | None = None, max_lag_s: float = MAX_LAG_S):
+                 on_block: BlockHook | None = None, max_lag_s: float = MAX_LAG_S,
+                 mixer: BlockMixer | None = None):
         super().__init__(ring, clock, sample_rate=sample_rate, blocksize=blocksize,
-                         gain=gain, on_block=on_block)
+                         gain=gain, on_block=on_block, mixer=mixer)
         self.max_lag_s = max_lag_s
         self.resyncs = 0
         self._task: asyncio.Task | None = None
@@ -454,9 +469,10 @@ class SoundDeviceOutput(AudioOutput):
                  sample_rate: int = SAMPLE_RATE, blocksize: int = DEFAULT_BLOCK,
                  latency: str | float = DEFAULT_LATENCY, *, gain: GainRamp | None = None,
                  on_block: BlockHook | None = None, stall_timeout_s: float = STALL_TIMEOUT_S,
-                 watchdog_interval_s: float = WATCHDOG_INTERVAL_S, _stream_factory=None):
+                 watchdog_interval_s: float = WATCHDOG_INTERVAL_S, _stream_factory=None,
+                 mixer: BlockMixer | None = None):
         super().__init__(ring, clock, sample_rate=sample_rate, blocksize=blocksize,
-                         gain=gain, on_block=on_block)
+                         gain=gain, on_block=on_block, mixer=mixer)
         self.device = device
         self.latency = latency
         self.stall_timeout_s = stall_timeout_s
@@ -575,7 +591,7 @@ class SoundDeviceOutput(AudioOutput):
         log.warning("audio device %r lost (%s); continuing without sound, paced by the server "
                     "clock", self.device_name, reason)
         self._fallback = PacedOutput(self.ring, self.clock, self.sample_rate, self.blocksize,
-                                     gain=self.gain, on_block=self._deliver)
+                                     gain=self.gain, on_block=self._deliver, mixer=self.mixer)
         loop = asyncio.get_running_loop()
         loop.create_task(self._fallback.start())
         loop.create_task(self._close_stream())
@@ -658,7 +674,7 @@ def _no_device(reason: str) -> None:
 def open_output(spec: str | int | None, ring: AudioRing, clock: PlaybackClock, *,
                 sample_rate: int = SAMPLE_RATE, blocksize: int = DEFAULT_BLOCK,
                 latency: str | float = DEFAULT_LATENCY, gain: GainRamp | None = None,
-                on_block: BlockHook | None = None) -> AudioOutput:
+                on_block: BlockHook | None = None, mixer: BlockMixer | None = None) -> AudioOutput:
     """Choose the audio output named by ``spec`` (the ``--audio-out`` value).
 
     * ``"none"``: :class:`PacedOutput` (no sound, paced by the server clock).
@@ -667,7 +683,7 @@ def open_output(spec: str | int | None, ring: AudioRing, clock: PlaybackClock, *
     * a device index or (part of a) name: that device, or
       :class:`AudioUnavailable` listing the available outputs.
     """
-    kwargs = dict(sample_rate=sample_rate, blocksize=blocksize, gain=gain, on_block=on_block)
+    kwargs = dict(sample_rate=sample_rate, blocksize=blocksize, gain=gain, on_block=on_block, mixer=mixer)
     if isinstance(spec, str):
         spec = spec.strip()
         if spec.lower() == "none":
@@ -715,3 +731,28 @@ def open_output(spec: str | int | None, ring: AudioRing, clock: PlaybackClock, *
             "Choose another device, or use --audio-out none to serve streams only"
         ) from None
     return SoundDeviceOutput(ring, clock, device, latency=latency, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Accents
+
+
+class LockedAccents:
+    """A :class:`d2m.hits.AccentTrack` shared by the event loop (``add``) and the output's
+    thread (``mix``, the :data:`BlockMixer`); one short lock around each call."""
+
+    def __init__(self, track):
+        self.track = track
+        self._lock = threading.Lock()
+
+    def add(self, hit) -> bool:
+        with self._lock:
+            return self.track.add(hit)
+
+    def __call__(self, block: np.ndarray, start_frame: int) -> None:
+        with self._lock:
+            self.track.mix(block, start_frame)
+
+    def status(self) -> dict:
+        with self._lock:
+            return self.track.status()

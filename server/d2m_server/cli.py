@@ -26,12 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
+    parser.commands = sub.choices          # name -> sub-command parser (d2m_server.config)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "takes_serve_flags", False):
+        args.serve_flags = extra           # `d2m config` passes them on to serve's parser
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "config", None):      # `d2m serve --config show.toml`: the file under the flags
+        from .config import apply_config
+        args = apply_config(parser, argv, args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -44,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ImportError as exc:             # an optional extra is missing: one line, no traceback
+        from .optional import explain
+        line = explain(exc)
+        if line is None:
+            raise
+        print(f"d2m: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

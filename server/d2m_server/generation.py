@@ -70,6 +70,7 @@ class RenderedSegment:
     audio: np.ndarray
     backend: str                 #: which generator made it ("silence" if none could)
     render_s: float              #: wall time spent rendering
+    score: object = None         #: the generator's score of it (synth), for MIDI out; None if none
 
 
 class _Worker:
@@ -229,12 +230,12 @@ class GenerationWorker:
         return await self._finish_cover(plan, "late", cover)
 
     def _primary_done(self, plan: SegmentPlan, result) -> RenderedSegment:
-        audio, tail, dt = result
+        audio, tail, dt, score = result
         self._consecutive_errors = 0
         if self.in_fallback:
             log.info("generator %r is back; leaving the cover", self.primary.generator.name)
         self.in_fallback = False
-        return self._deliver(plan, audio, tail, dt, "primary", self.primary.generator.name)
+        return self._deliver(plan, audio, tail, dt, "primary", self.primary.generator.name, score)
 
     def _failed(self, plan: SegmentPlan, exc: BaseException) -> None:
         self.errors += 1
@@ -273,7 +274,7 @@ class GenerationWorker:
         self.fallback_segments += 1
         self.cover_reasons[reason] += 1
         try:
-            (audio, tail, dt), name = await asyncio.wait_for(asyncio.shield(cover), self.hang_timeout_s)
+            (audio, tail, dt, score), name = await asyncio.wait_for(asyncio.shield(cover), self.hang_timeout_s)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - the music must go on: play silence
@@ -291,7 +292,7 @@ class GenerationWorker:
                     pass
             self._last_source, self._last_tail = "silence", None
             return RenderedSegment(plan, _silence(plan), "silence", 0.0)
-        return self._deliver(plan, audio, tail, dt, "cover", name)
+        return self._deliver(plan, audio, tail, dt, "cover", name, score)
 
     @property
     def cover_name(self) -> str:
@@ -313,14 +314,14 @@ class GenerationWorker:
         if not np.isfinite(audio).all():
             self.nonfinite_segments += 1
             audio = np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)
-        return audio, stream._tail, time.perf_counter() - t0
+        return audio, stream._tail, time.perf_counter() - t0, stream.last_score
 
-    def _deliver(self, plan, audio, tail, dt, source: str, backend: str) -> RenderedSegment:
+    def _deliver(self, plan, audio, tail, dt, source: str, backend: str, score=None) -> RenderedSegment:
         self._last_source, self._last_tail = source, tail
         self.last_render_s = dt
         self.render_s_total += dt
         self.audio_s_total += plan.duration
-        return RenderedSegment(plan, audio, backend, dt)
+        return RenderedSegment(plan, audio, backend, dt, score)
 
     def _timeout(self, plan: SegmentPlan) -> float:
         """How long to wait for the primary before the cover starts too."""

@@ -205,9 +205,16 @@ def event_messages(msg: dict) -> list[Outgoing]:
                 Outgoing("sharpness", _num(msg.get("sharpness")), 0, True)]
     if kind == "beat":
         return [Outgoing("beat", _json({k: msg.get(k) for k in ("bar", "beat", "bpm", "time")}), 0, False)]
+    if kind == "hit":
+        return [Outgoing("hit", _json({k: msg.get(k) for k in ("index", "strength", "move_t", "accent_time",
+                                                               "genre")}), 0, False)]
     if kind == "segment":
         plan = {k: v for k, v in msg.items() if k != "type"}
-        return [Outgoing("next", _json(plan), 0, True)]
+        out = [Outgoing("next", _json(plan), 0, True)]
+        if plan.get("section"):     # the song form, for cueing visuals to the next section
+            out.append(Outgoing("section", _json({k: plan.get(k) for k in (
+                "section", "section_bar", "bars_to_next_section", "next_section", "bar", "start_time")}), 0, True))
+        return out
     if kind == "state":
         return [Outgoing("state", _json(state_summary(msg)), 0, True),
                 Outgoing("health", _json(health_summary(msg)), 0, True)]

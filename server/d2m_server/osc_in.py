@@ -49,6 +49,8 @@ DEFAULT_OSC_IN_PORT = 9000
 DATAGRAM_BUDGET_S = 0.002
 #: Most ``/d2m/status`` requests answered per second (all senders together).
 MAX_STATUS_REPLIES_PER_S = 20.0
+#: Sender addresses whose allowlist verdict is remembered; the memo is emptied beyond it.
+ALLOWED_CACHE_HOSTS = 4096
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -189,7 +191,7 @@ class OscReceiver:
                 known = any(ip in net for net in self.allow)
             except ValueError:
                 known = False
-            if len(self._allowed_cache) > 4096:      # bounded: spoofed sources cannot grow it
+            if len(self._allowed_cache) > ALLOWED_CACHE_HOSTS:   # spoofed sources cannot grow it
                 self._allowed_cache.clear()
             self._allowed_cache[host] = known
         return known

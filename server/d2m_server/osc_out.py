@@ -24,6 +24,7 @@ from pythonosc.osc_message_builder import BuildError, OscMessageBuilder
 
 from d2m.events import Beat, GenreChanged, SegmentPlanned, TempoChanged
 from d2m.genres import GENRES
+from d2m.hits import HitDetected
 
 from .osc_codec import MAX_OSC_PACKET
 from .stats import InputStats
@@ -73,7 +74,11 @@ def encode_event(event) -> list[bytes]:
     * :class:`~d2m.events.GenreChanged`: ``/d2m/genre`` s, ``/d2m/genre/index`` i.
     * :class:`~d2m.events.SegmentPlanned`: ``/d2m/next/bar`` i, ``/d2m/next/bpm`` f,
       ``/d2m/next/genre`` s, ``/d2m/next/kind`` s, ``/d2m/next/time`` f (session s),
-      ``/d2m/next/energy`` f.
+      ``/d2m/next/energy`` f; the song form (:mod:`d2m.form`): ``/d2m/next/section`` s,
+      ``/d2m/next/section_bar`` i, ``/d2m/next/bars_to_next_section`` i, ``/d2m/next/next_section`` s
+      and all four in ``/d2m/section/full`` s i i s (empty / 0 for idle and silent segments).
+    * :class:`~d2m.hits.HitDetected`: ``/d2m/hit`` f (strength, >= 1), ``/d2m/hit/full``
+      i f f f s (index, strength, move time, accent time or -1, genre; session s).
     """
     if isinstance(event, Beat):
         return [
@@ -95,6 +100,14 @@ def encode_event(event) -> list[bytes]:
             _message("/d2m/genre", _s(event.genre)),
             _message("/d2m/genre/index", _i(index)),
         ]
+    if isinstance(event, HitDetected):
+        hit = event.hit
+        accent_t = hit.accent_time if hit.accent_time is not None else -1.0
+        return [
+            _message("/d2m/hit", _f(hit.strength)),
+            _message("/d2m/hit/full", _i(hit.index), _f(hit.strength), _f(hit.move_t), _f(accent_t),
+                     _s(hit.genre)),
+        ]
     if isinstance(event, SegmentPlanned):
         plan = event.plan
         return [
@@ -104,6 +117,12 @@ def encode_event(event) -> list[bytes]:
             _message("/d2m/next/kind", _s(plan.kind)),
             _message("/d2m/next/time", _f(plan.start_time)),
             _message("/d2m/next/energy", _f(plan.energy)),
+            _message("/d2m/next/section", _s(plan.section)),
+            _message("/d2m/next/section_bar", _i(plan.section_bar)),
+            _message("/d2m/next/bars_to_next_section", _i(plan.bars_to_next_section)),
+            _message("/d2m/next/next_section", _s(plan.next_section)),
+            _message("/d2m/section/full", _s(plan.section), _i(plan.section_bar), _i(plan.bars_to_next_section),
+                     _s(plan.next_section)),
         ]
     return []
 

@@ -42,10 +42,10 @@ class RecorderError(OSError):
     """A recording file cannot be created; the message says which path and why."""
 
 
-def _open_for_writing(path: Path, mode: str, what: str):
+def _open_for_writing(path: Path, mode: str, what: str, buffering: int = WRITE_BUFFER_BYTES):
     directory = path.parent if str(path.parent) else Path(".")
     try:
-        return open(path, mode, buffering=WRITE_BUFFER_BYTES)
+        return open(path, mode, buffering=buffering)
     except FileNotFoundError:
         raise RecorderError(f"cannot write the {what} to {path}: directory {directory} does not "
                             "exist; create it or choose another path") from None
@@ -226,9 +226,12 @@ class MotionRecorder:
     """Append skeleton frames and controls to a JSON-lines file, as received.
 
     One line per frame (:meth:`SkeletonFrame.to_json`) and one per control
-    (``{"t": t, "control": {...changes}}``). The file is flushed every
-    ``flush_interval_s`` and on :meth:`close`. After opening, a disk error
-    is counted and logged once; further lines are dropped (counted).
+    (``{"t": t, "control": {...changes}}``). Lines are collected and written,
+    whole lines only, every ``flush_interval_s`` (on a write or a
+    :meth:`tick`), when :data:`WRITE_BUFFER_BYTES` are pending, and on
+    :meth:`close`; so a killed process leaves a file of complete lines
+    holding everything up to the last flush. After opening, a disk error is
+    counted and logged once; further lines are dropped (counted).
     """
 
     def __init__(self, path: str | os.PathLike, *, append: bool = False,
@@ -237,8 +240,11 @@ class MotionRecorder:
         self.path = Path(path)
         self.flush_interval_s = flush_interval_s
         self._clock = clock
-        self._file = _open_for_writing(self.path, "a" if append else "w", "motion recording")
+        self._file = _open_for_writing(self.path, "ab" if append else "wb", "motion recording",
+                                       buffering=0)
         self._last_flush = clock()
+        self._pending: list[str] = []      # whole lines not yet written
+        self._pending_chars = 0
         self.lines = 0           #: lines written
         self.dropped = 0         #: lines lost to disk errors
         self.errors = 0          #: disk errors after opening
@@ -259,25 +265,37 @@ class MotionRecorder:
         if self._file is None:
             self.dropped += 1
             return
-        try:
-            self._file.write(line + "\n")
-            self.lines += 1
-            if self._clock() - self._last_flush >= self.flush_interval_s:
-                self._flush()
-        except OSError as exc:
-            self._fail(exc, 1)
+        self._pending.append(line + "\n")
+        self._pending_chars += len(line) + 1
+        self.lines += 1
+        if (self._pending_chars >= WRITE_BUFFER_BYTES
+                or self._clock() - self._last_flush >= self.flush_interval_s):
+            self.flush()
+
+    def tick(self) -> None:
+        """Flush if ``flush_interval_s`` has passed (the live loop calls this when no lines come)."""
+        if self._pending and self._clock() - self._last_flush >= self.flush_interval_s:
+            self.flush()
 
     def _flush(self) -> None:
-        self._file.flush()
         self._last_flush = self._clock()
+        if not self._pending:
+            return
+        data = memoryview("".join(self._pending).encode("utf-8"))
+        n = len(self._pending)
+        self._pending.clear()
+        self._pending_chars = 0
+        try:
+            while data:
+                written = self._file.write(data)
+                data = data[written:]
+        except OSError as exc:
+            self._fail(exc, n)
 
     def flush(self) -> None:
-        """Flush now (normally done every ``flush_interval_s``)."""
+        """Write the pending lines now (normally done every ``flush_interval_s``)."""
         if self._file is not None:
-            try:
-                self._flush()
-            except OSError as exc:
-                self._fail(exc, 0)
+            self._flush()
 
     def _fail(self, exc: OSError, lines: int) -> None:
         self.errors += 1
@@ -286,18 +304,21 @@ class MotionRecorder:
             log.error("motion recording to %s stopped: %s (the music goes on)", self.path,
                       exc.strerror or exc)
         f, self._file = self._file, None
+        self._pending.clear()
+        self._pending_chars = 0
         try:
             f.close()
         except OSError:
-            pass  # buffered lines that could not be written are lost with the disk
+            pass  # lines that could not be written are lost with the disk
 
     def close(self) -> None:
         """Flush and close. Safe to call twice; never raises on disk errors."""
         if self.closed:
             return
         if self._file is not None:
+            self._flush()
+        if self._file is not None:
             try:
-                self._file.flush()
                 self._file.close()
             except OSError as exc:
                 self._fail(exc, 0)

@@ -48,8 +48,22 @@ log = logging.getLogger("d2m.web")
 
 #: Environment variable naming another directory to serve the page from.
 WEB_ROOT_ENV = "D2M_WEB_ROOT"
-#: The page shipped with d2m: ``clients/web/`` of the source tree.
-DEFAULT_WEB_ROOT = Path(__file__).resolve().parents[2] / "clients" / "web"
+
+
+def shipped_path(*parts: str) -> Path:
+    """Where a file or folder shipped with d2m is: ``shipped_path("clients", "web")``.
+
+    An installed wheel carries ``clients/`` and ``docs/`` as package data of
+    ``d2m_server`` (see ``pyproject.toml``); a source tree (and an editable
+    install) has them at the top of the checkout.
+    """
+    here = Path(__file__).resolve().parent
+    installed = here.joinpath(*parts)
+    return installed if installed.exists() else here.parents[1].joinpath(*parts)
+
+
+#: The page shipped with d2m: ``clients/web/`` (installed package data, or the source tree).
+DEFAULT_WEB_ROOT = shipped_path("clients", "web")
 #: The file served for ``/``.
 INDEX_FILE = "index.html"
 #: Extensions served, with their Content-Type; anything else is 404.
@@ -156,8 +170,8 @@ class StaticSite:
             self.not_found += 1
             hint = ""
             if not self.root.is_dir():
-                hint = (f" (the page's directory {self.root} does not exist; set {WEB_ROOT_ENV} "
-                        "to the clients/web directory of a d2m checkout)")
+                hint = (f" (the page's directory {self.root} does not exist; reinstall d2m, or set "
+                        f"{WEB_ROOT_ENV} to the clients/web directory of a d2m checkout)")
             text = f"404 not found: {url_path[:200]}{hint}\n".encode("utf-8", "replace")
             return 404, self._headers("text/plain; charset=utf-8", len(text)), text
         self.served += 1

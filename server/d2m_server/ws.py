@@ -853,6 +853,19 @@ class WebSocketHub:
 
     # -- status -----------------------------------------------------------------
 
+    def memory(self) -> dict:
+        """What the hub holds now, and its limits: clients and their queues (status ``memory``)."""
+        clients = list(self._clients.values())
+        return {
+            "clients": len(clients), "max_clients": self.max_clients,
+            "events_queued": sum(len(c.events) for c in clients),
+            "events_queued_max": max((len(c.events) for c in clients), default=0),
+            "event_queue_limit": self.event_queue,
+            "audio_frames_queued": sum(c.audio_frames_queued for c in clients),
+            "audio_frames_queued_max": max((c.audio_frames_queued for c in clients), default=0),
+            "audio_queue_limit_frames": self.audio_queue_frames,
+        }
+
     def status(self) -> dict:
         """Counters for the server's status: clients, drops, rejected input."""
         live = [c.snapshot() for c in self._clients.values()]

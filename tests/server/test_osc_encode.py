@@ -61,7 +61,8 @@ def test_tempo_and_genre_events():
 def test_segment_planned_announces_the_next_bar():
     plan = SegmentPlan(index=4, kind="music", start_sample=480000, n_samples=96000,
                        sample_rate=48000, bar=3, beat_offsets=(0, 24000, 48000, 72000),
-                       bpm=120.0, genre="krump", energy=0.625)
+                       bpm=120.0, genre="krump", energy=0.625, section="build", section_bar=6, section_bars=8,
+                       bars_to_next_section=2, next_section="peak")
     got = decoded(encode_event(SegmentPlanned(plan)))
     assert got == [
         ("/d2m/next/bar", "i", [3]),
@@ -70,6 +71,11 @@ def test_segment_planned_announces_the_next_bar():
         ("/d2m/next/kind", "s", ["music"]),
         ("/d2m/next/time", "f", [10.0]),
         ("/d2m/next/energy", "f", [0.625]),
+        ("/d2m/next/section", "s", ["build"]),
+        ("/d2m/next/section_bar", "i", [6]),
+        ("/d2m/next/bars_to_next_section", "i", [2]),
+        ("/d2m/next/next_section", "s", ["peak"]),
+        ("/d2m/section/full", "siis", ["build", 6, 2, "peak"]),
     ]
 
 

@@ -223,9 +223,9 @@ def test_camera_frames_over_websocket_become_skeletons():
 
 
 
-def _start_server(*extra: str, duration: float = 90.0, token: str | None = None):
+def _start_server(*extra: str, duration: float = 90.0, token: str | None = None, command: str = "serve"):
     ws_port, osc_port = _free_port(), _free_port(socket.SOCK_DGRAM)
-    cmd = [sys.executable, "-m", "d2m_server.cli", "serve", "--audio-out", "none",
+    cmd = [sys.executable, "-m", "d2m_server.cli", command, "--audio-out", "none",
            "--osc-in", f"127.0.0.1:{osc_port}", "--osc-out", f"127.0.0.1:{_free_port(socket.SOCK_DGRAM)}",
            "--ws", f"127.0.0.1:{ws_port}", "--duration", str(duration), *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -265,7 +265,7 @@ def _stream_dancer(port: int, stop: threading.Event, bpm: float, person: int) ->
         i += 1
 
 
-def _browser(profile: str, *extra_flags: str):
+def _browser(profile: str, *extra_flags: str, autoplay: bool = True):
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -273,7 +273,8 @@ def _browser(profile: str, *extra_flags: str):
         pytest.skip("selenium is not installed (pip install selenium)")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in (*BROWSER_FLAGS, *extra_flags, f"--user-data-dir={profile}"):
+    flags = BROWSER_FLAGS if autoplay else tuple(f for f in BROWSER_FLAGS if "autoplay" not in f)
+    for flag in (*flags, *extra_flags, f"--user-data-dir={profile}"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
@@ -382,3 +383,122 @@ def test_generated_routes_such_as_the_camera_preview_are_served_fresh():
     status, headers, body = site.respond("/preview.jpg?t=1")
     assert status == 200 and body == frames[-1]
     assert headers["Content-Type"] == "image/jpeg" and headers["Cache-Control"] == "no-store"
+
+
+# ---------------------------------------------------------------------------
+# What d2m sees: the sound button, the tracked skeleton, the tempo plot
+
+#: Colours the page draws with (clients/web/app.js): skeleton bones, music / dance tempo, confidence.
+BONE_RGB, MUSIC_RGB, DANCE_RGB, CONFIDENCE_RGB = (76, 195, 255), (255, 90, 54), (76, 195, 255), (60, 207, 122)
+
+COUNT_COLOUR = """
+const [id, r, g, b] = arguments;
+const c = document.getElementById(id);
+const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+let n = 0;
+for (let i = 0; i < px.length; i += 4) {
+  if (Math.abs(px[i] - r) < 40 && Math.abs(px[i + 1] - g) < 40 && Math.abs(px[i + 2] - b) < 40) n++;
+}
+return n;
+"""
+
+
+def _needs_browser():
+    if not CHROMIUM or not CHROMEDRIVER:
+        pytest.skip("chromium and chromedriver are not installed (Debian: apt-get install chromium "
+                    "chromium-driver); the browser test needs them")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_page_shows_the_sound_button_the_skeleton_and_the_tempo_plot_during_the_demo(tmp_path):
+    """`d2m demo` in a browser that, like a real one, plays sound only after a click."""
+    _needs_browser()
+    proc, ws_port, _osc, server_log = _start_server("--no-osc", command="demo", duration=120)
+    driver = None
+    try:
+        driver = _browser(tempfile.mkdtemp(prefix="d2m-chromium-", dir=tmp_path), autoplay=False)
+        driver.get(f"http://127.0.0.1:{ws_port}/")
+        gate = driver.find_element("id", "sound-gate")
+        _wait(driver, "return window.d2m.connected && window.d2m.audio.state === 'suspended'", 15,
+              "the page connected, sound waiting for a click")
+        assert gate.is_displayed() and "click" in gate.text.lower()
+        assert window_state(driver)["audio"]["samplesPlayed"] == 0
+        driver.find_element("id", "start").click()
+        _wait(driver, "return window.d2m.audio.state === 'running' && window.d2m.audio.samplesPlayed > 24000",
+              20, "sound playing after the click")
+        assert not gate.is_displayed()
+        # the skeleton from the `pose` events, and 10 s of tempo history
+        _wait(driver, "return window.d2m.stage.poses >= 60 && window.d2m.music.mode !== null", 30,
+              "pose events and the tracking mode")
+        _wait(driver, "const s = window.d2m.plot.samples; return s.length > 10 && "
+                      "s[s.length - 1].t - s[0].t > 10 && s.some((x) => x.music !== null)", 40,
+              "10 s of tempo in the plot")
+        time.sleep(0.5)
+        bones = driver.execute_script(COUNT_COLOUR, "stage", *BONE_RGB)
+        music = driver.execute_script(COUNT_COLOUR, "tempo-plot", *MUSIC_RGB)
+        dance = driver.execute_script(COUNT_COLOUR, "tempo-plot", *DANCE_RGB)
+        confidence = driver.execute_script(COUNT_COLOUR, "tempo-plot", *CONFIDENCE_RGB)
+        shot = tmp_path / "d2m-demo-page.png"
+        driver.save_screenshot(str(shot))
+        state = window_state(driver)
+        status_line = driver.find_element("id", "stage-status").text
+        mode = driver.find_element("id", "mode").text
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.kill()
+        proc.wait(timeout=10)
+    if os.environ.get("D2M_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["D2M_KEEP_SCREENSHOT"])
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert bones > 300, f"no skeleton drawn on the stage ({bones} bone pixels)"
+    assert music > 100 and dance > 100 and confidence > 50, (music, dance, confidence)
+    assert state["stage"]["preview"] is False and "no camera preview" in status_line
+    assert mode in ("following", "holding", "idle", "locked", "searching")
+    pose = state["stage"]["last"]
+    assert pose["layout"] == "coco17" and len(pose["joints"]) == 17
+    assert not errors, errors
+
+
+def window_state(driver) -> dict:
+    return driver.execute_script("return window.d2m")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_page_draws_the_skeleton_over_the_camera_preview(tmp_path):
+    """A video source with --preview: the page shows its frames with the tracked skeleton on top."""
+    _needs_browser()
+    try:
+        from d2m_server.pose import require_camera_stack
+        require_camera_stack()
+    except ImportError as exc:
+        pytest.skip(f"camera stack not installed: {exc}")
+    proc, ws_port, _osc, _log = _start_server("--no-osc", "--source", f"video:{CLIP}", "--loop",
+                                              "--preview", duration=120)
+    driver = None
+    try:
+        driver = _browser(tempfile.mkdtemp(prefix="d2m-chromium-", dir=tmp_path))
+        driver.get(f"http://127.0.0.1:{ws_port}/")
+        _wait(driver, "const s = window.d2m.stage; return s.preview && s.previewFrames >= 5 && s.poses >= 10",
+              60, "preview frames and poses")
+        time.sleep(0.3)
+        bones = driver.execute_script(COUNT_COLOUR, "stage", *BONE_RGB)
+        aspect = driver.execute_script("const c = document.getElementById('stage'); return c.width / c.height")
+        driver.save_screenshot(str(tmp_path / "d2m-preview-page.png"))
+        status_line = driver.find_element("id", "stage-status").text
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.kill()
+        proc.wait(timeout=10)
+    import cv2
+    cap = cv2.VideoCapture(str(CLIP))
+    clip_aspect = cap.get(cv2.CAP_PROP_FRAME_WIDTH) / cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    cap.release()
+    assert aspect == pytest.approx(clip_aspect, rel=0.02)      # the canvas takes the preview's shape
+    assert bones > 200 and "camera preview + tracked skeleton" in status_line
+    assert not errors, errors

@@ -175,6 +175,13 @@ def evaluate_files(args) -> tuple:
 
 
 def run(args) -> int:
+    if args.plot:                          # before the work: one line if matplotlib is missing
+        from ..optional import MissingExtra, require
+        try:
+            require("matplotlib", "--plot")
+        except MissingExtra as exc:
+            print(f"d2m eval: {exc}", file=sys.stderr)
+            return 2
     try:
         report, motion = evaluate_files(args)
     except EvalError as exc:

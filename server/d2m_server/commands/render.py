@@ -8,6 +8,12 @@ from pathlib import Path
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
 
+def hit_options(args) -> dict:
+    """``hit_sensitivity`` for ConductorConfig when ``--hit-sensitivity`` was given."""
+    value = getattr(args, "hit_sensitivity", None)
+    return {} if value is None else {"hit_sensitivity": value}
+
+
 def register(sub) -> None:
     p = sub.add_parser("render", help="turn a motion recording (JSONL) or a dance video into music",
                        description="Render music offline from a motion recording (d2m serve "
@@ -24,8 +30,14 @@ def register(sub) -> None:
     p.add_argument("--lead", type=float, default=None, help="as d2m serve --lead (must match to reproduce a live run)")
     p.add_argument("--latency", type=float, default=0.0, help="as d2m serve --latency")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hit-sensitivity", type=float, default=None, metavar="0..1",
+                   help="how readily a sharp stop in the motion (stomp, arm snap) is answered by an "
+                        "accent on the next 16th note: 0 = off, 1 = the weakest stops (default 0.5); must match the live run to reproduce it")
     p.add_argument("--duration", type=float, default=None, help="output length (default: motion + 2 s)")
     p.add_argument("--mux", metavar="OUT.mp4", help="with a video: write it with the music as soundtrack")
+    p.add_argument("--midi", metavar="OUT.mid", default=None,
+                   help="also write the band's score as a MIDI file: one track per part (drums on "
+                        "channel 10, GM drum map), tempo map on the planned beats (synth backend)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -81,7 +93,8 @@ def run(args) -> int:
     try:
         genre = None if args.genre in (None, "auto") else args.genre
         cfg = ConductorConfig(plan_lead_s=lead, output_latency_s=args.latency, initial_bpm=args.bpm,
-                              genre=genre, prompt=args.prompt, seed=args.seed)
+                              genre=genre, prompt=args.prompt, seed=args.seed,
+                              **hit_options(args))
         gen = make_generator(args.backend, sample_rate=cfg.sample_rate, seed=args.seed, model=args.model,
                              device=args.device, encoders=args.encoders)
     except (BackendUnavailable, ValueError) as exc:
@@ -106,6 +119,17 @@ def run(args) -> int:
     except (RecorderError, OSError) as exc:
         print(f"d2m: cannot write {args.output}: {exc}", file=sys.stderr)
         return 2
+    if args.midi:
+        from d2m.midi import write_midi_file
+        try:
+            st = write_midi_file(args.midi, result.plans, result.scores, result.sample_rate,
+                                 accents=midi_accents(result))
+        except OSError as exc:
+            print(f"d2m: cannot write {args.midi}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.midi}: {st['beats']} beats, {st['notes']} notes"
+              + ("" if any(s is not None for s in result.scores) else
+                 f" (the {args.backend} backend has no score: tempo map only)"))
     c = result.conductor
     print(f"wrote {args.output}: {len(result.audio) / result.sample_rate:.2f} s, "
           f"{c.bar} bars, tempo {c.tracker.estimate.bpm:.1f} BPM, genre {c.effective_genre()[0]}")
@@ -121,3 +145,11 @@ def run(args) -> int:
             return 2
         print(f"wrote {args.mux}")
     return 0
+
+
+def midi_accents(result) -> list:
+    """``(sample, note, velocity)`` of the accents answering the dancer's hits (d2m.midi.hit_accent)."""
+    from d2m.midi import hit_accent
+
+    items = (hit_accent(h) for h in getattr(result, "hits", None) or ())
+    return [it for it in items if it is not None]

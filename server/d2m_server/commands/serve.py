@@ -59,7 +59,22 @@ def _network(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _genre(text: str) -> str:
+    from d2m.genres import UnknownGenre, parse_genre
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return parse_genre(text)
+    except UnknownGenre as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, or auto") from None
+
+
 def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
+    # Every flag here is also a key of the --config file (d2m_server.config derives the keys).
+    p.add_argument("--config", metavar="FILE.toml", default=None,
+                   help="read the settings from a TOML file (keys: the flags, --osc-in is osc_in; "
+                        "write a starting file with `d2m config --dump FILE.toml`); flags given "
+                        "here override the file")
     p.add_argument("--osc-in", type=_hostport("127.0.0.1"), default=("127.0.0.1", 9000), metavar="HOST:PORT",
                    help="where motion and control OSC arrives (default 127.0.0.1:9000)")
     p.add_argument("--osc-out", type=_hostport("127.0.0.1"), action="append", metavar="HOST:PORT",
@@ -94,7 +109,7 @@ def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
     p.add_argument("--model", default=None, help="MusicGen directory or hub id (musicgen backend)")
     p.add_argument("--encoders", default=None, help="trained rhythm/genre encoders (.safetensors)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--genre", default="house" if demo else None,
+    p.add_argument("--genre", type=_genre, default="house" if demo else None,
                    help="fix the genre; 'auto' follows the dancer's motion"
                         + (" (default house)" if demo else " (default auto)"))
     p.add_argument("--prompt", default="", help="text prompt (MusicGen)")
@@ -104,14 +119,52 @@ def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
     p.add_argument("--latency", type=float, default=0.0,
                    help="extra output latency to compensate (s), e.g. a PA system's delay")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hit-sensitivity", type=float, default=None, metavar="0..1",
+                   help="how readily a sharp stop in the motion (stomp, arm snap) is answered by an "
+                        "accent on the next 16th note: 0 = off, 1 = the weakest stops (default 0.5)")
     p.add_argument("--record", metavar="FILE.wav", help="write exactly what is played")
     p.add_argument("--record-motion", metavar="FILE.jsonl", help="write every frame and control")
+    p.add_argument("--record-midi", metavar="FILE.mid", default=None,
+                   help="write the band's score as a MIDI file (tempo map on the dancer's beats, one "
+                        "track per part; rewritten whole every second, so readable after a kill)")
+    p.add_argument("--midi-out", metavar="NAME", default=None,
+                   help="send MIDI clock (24 ppqn on the music's beats), Start/Stop/Song Position on a "
+                        "virtual MIDI port NAME (needs the midi extra; ALSA sequencer or a JACK server)")
+    p.add_argument("--midi-api", choices=("auto", "alsa", "jack"), default="auto",
+                   help="MIDI system for --midi-out (default auto: ALSA if /dev/snd/seq exists, else JACK)")
+    p.add_argument("--midi-connect", action="store_true",
+                   help="--midi-out NAME opens the existing output port whose name contains NAME "
+                        "instead of a virtual port")
+    p.add_argument("--midi-notes", action="store_true",
+                   help="--midi-out also sends the band's notes (drums on channel 10, GM drum map)")
+    p.add_argument("--link", action="store_true",
+                   help="lead an Ableton Link session: tempo and bar phase (quantum 4) to every peer "
+                        "(needs the GPL link extra)")
+    p.add_argument("--link-follow", action="store_true",
+                   help="join an Ableton Link session and hold its tempo (tempo lock) when a peer "
+                        "changes it (needs the GPL link extra)")
     p.add_argument("--source", action="append", default=[], metavar="SPEC",
                    help="extra motion source: camera:N or video:PATH (needs the camera extra)")
     p.add_argument("--loop", action="store_true", help="loop a video source")
     p.add_argument("--preview", action="store_true", help="show the pose preview (camera/video)")
     p.add_argument("--duration", type=float, default=30.0 if demo else None,
                    help="stop after this many seconds" + (" (default 30)" if demo else " (default: run until Ctrl-C)"))
+
+
+def hit_options(args) -> dict:
+    """``hit_sensitivity`` for ConductorConfig when ``--hit-sensitivity`` was given."""
+    value = getattr(args, "hit_sensitivity", None)
+    return {} if value is None else {"hit_sensitivity": value}
+
+
+def sync_options(args):
+    """MIDI file, MIDI out and Ableton Link options (d2m_server.midi_sync)."""
+    from ..midi_sync import SyncOptions
+
+    return SyncOptions(record_midi=getattr(args, "record_midi", None), midi_out=getattr(args, "midi_out", None),
+                       midi_api=getattr(args, "midi_api", "auto"), midi_connect=getattr(args, "midi_connect", False),
+                       midi_notes=getattr(args, "midi_notes", False), link=getattr(args, "link", False),
+                       link_follow=getattr(args, "link_follow", False))
 
 
 def register(sub) -> None:
@@ -134,7 +187,8 @@ def build_options(args, *, demo: bool):
     try:
         genre = None if args.genre in (None, "auto") else args.genre
         cfg = ConductorConfig(plan_lead_s=lead, output_latency_s=args.latency, initial_bpm=args.bpm,
-                              genre=genre, prompt=args.prompt, seed=args.seed)
+                              genre=genre, prompt=args.prompt, seed=args.seed,
+                              **hit_options(args))
     except (ValueError, InvalidControl) as exc:
         raise SystemExit(f"d2m: {exc}")
     return ServeOptions(
@@ -146,6 +200,7 @@ def build_options(args, *, demo: bool):
         preview=args.preview, conductor=cfg,
         web_page=not args.no_web, web_camera=args.web_camera,
         mqtt=args.mqtt, mqtt_instance=args.mqtt_instance,
+        sync=sync_options(args),
         **access_options(args),
     )
 
@@ -172,9 +227,13 @@ def access_options(args) -> dict:
 def run_live(args, *, demo: bool) -> int:
     from ..app import LiveSession
     from ..audio import AudioUnavailable
+    from ..link import LinkUnavailable
+    from ..midi_out import MidiUnavailable
     from ..backends import BackendUnavailable, make_generator
 
     options = build_options(args, demo=demo)
+    from ..optional import check_serve_extras
+    check_serve_extras(args)       # a missing extra: one line naming it, before the warm-up
     try:
         generator = make_generator(args.backend, sample_rate=options.conductor.sample_rate, seed=args.seed,
                                    model=args.model, device=args.device, encoders=args.encoders)
@@ -197,7 +256,7 @@ def run_live(args, *, demo: bool) -> int:
 
     try:
         asyncio.run(main())
-    except (AudioUnavailable, OSError, ValueError) as exc:
+    except (AudioUnavailable, OSError, ValueError, MidiUnavailable, LinkUnavailable) as exc:
         print(f"d2m: {exc}", file=sys.stderr)
         return 2
     if demo:

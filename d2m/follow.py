@@ -1,0 +1,298 @@
+"""How the music follows a dancer: is someone dancing, and the band's own beat grid.
+
+Two small, deterministic pieces (no I/O, timestamps in) that sit between the
+motion tracker (:class:`d2m.motion.TempoTracker`, which *observes* the dance's
+tempo and beat phase) and the bar plans (:class:`d2m.conductor.Conductor`):
+
+* :class:`MovementMeter` answers "is somebody dancing?" from how far the
+  joints travel (not from how clear the beat is), so music starts for a
+  dancer whose beat is merely unclear, and the idle pad stays for an empty
+  room or a still dancer. Sensor jitter is fast and small; dancing, even a
+  soft hand dance, moves joints over a larger range within a second: the
+  measure is the spread of each joint's position over the last
+  :data:`EXTENT_WINDOW_S`, in torso lengths (measured: 0.003-0.02 for a still
+  synthetic dancer with 1-6 thousandths of jitter; 0.03-0.5 for the real
+  dancers in AIST++ and the real videos; 0.08 for the synthetic dancer).
+
+* :class:`BeatKeeper` is the band's beat grid, the way a band or a DJ follows a
+  dancer (B-Keeper-style bounded following): the music keeps its own tempo
+  and phase, and each bar nudges them toward the dancer's observed beats, by
+  a bounded amount per beat and in proportion to the tracker's confidence.
+  The tempo moves only on persistent evidence: small differences are eased
+  in over several bars, a large change (a new song in the dancer's head) is
+  adopted once it has persisted for :data:`JUMP_AFTER_BEATS` beats. Once music
+  plays, its grid is held unless the dancer clearly departs from it, so a
+  dancer who entrains to the music is not chased around.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Window over which a joint's travel is measured (s).
+EXTENT_WINDOW_S = 1.0
+#: A joint position spread (torso lengths, 80th percentile over joints) above this is movement.
+MOVING_EXTENT = 0.025
+#: Share of the joints (by the 80th percentile) that must move: hand dances move only the hands.
+EXTENT_PERCENTILE = 80
+#: Movement sustained this long starts the music (s).
+START_AFTER_S = 2.0
+#: ... counting a window as sustained when at least this share of its frames moved.
+SUSTAINED_SHARE = 0.75
+#: A dancer who stopped moving (or left) this long ago is still (s).
+STILL_AFTER_S = 1.5
+#: After this long without movement the music ends and the idle pad plays again (s).
+STILL_ENDS_MUSIC_S = 12.0
+
+#: Observations with a confidence below this are ignored by the keeper.
+MIN_FOLLOW_CONFIDENCE = 0.25
+#: Tempo differences within this (relative) are eased in, bar by bar.
+FOLLOW_BAND = 0.08
+#: Share of the remaining tempo difference taken per bar (at full confidence).
+TEMPO_GAIN = 0.25
+#: The eased tempo never moves by more than this per bar (relative).
+MAX_TEMPO_STEP = 0.01
+#: Tempo differences within this are not chased at all (relative): the dancer entrains to the band.
+TEMPO_DEADBAND = 0.004
+#: A tempo outside the follow band is adopted after it persisted this many (music) beats.
+JUMP_AFTER_BEATS = 6
+#: ... and only if the observations agree within this (relative).
+JUMP_AGREEMENT = 0.04
+#: Share of the phase error corrected per bar (at full confidence).
+PHASE_GAIN = 0.5
+#: Share of the bar's phase error turned into a tempo change (a PLL's integral term): a phase
+#: error that persists bar after bar means the band's tempo is off.
+PHASE_TO_TEMPO = 0.15
+#: The phase error is measured from the dancer's motion beats of the last this many music beats,
+#: against the band's own beats (a phase detector, as in a PLL), weighted by height and recency.
+PHASE_WINDOW_BEATS = 8
+#: Recency time constant of that measure, in beats.
+PHASE_RECENCY_BEATS = 4.0
+#: Least motion beats in the window for the measure to count.
+MIN_PHASE_PEAKS = 4
+#: Share of the (weighted) motion beats near the measured phase below which they say
+#: nothing about the phase (they are spread all over the beat).
+MIN_COHERENCE = 0.3
+#: Heard music beats kept for the phase measure.
+BEAT_HISTORY = 32
+#: Width of a motion beat's vote in the phase measure (fraction of a beat).
+PHASE_KERNEL = 0.06
+#: The current phase is preferred: a phase this far off (fraction of a beat) needs e^0.5 times the votes.
+PHASE_PRIOR = 0.25
+_OFFSETS = np.linspace(-0.5, 0.5, 101)[:-1]
+#: Errors smaller than this (s) are left alone: within them the dancer hears the music on the beat.
+PHASE_DEADBAND_S = 0.008
+#: Largest phase correction per beat, as a fraction of the beat (a nudge: the bar's tempo
+#: stays within 1.5 % of the band's).
+MAX_NUDGE = 0.015
+#: Largest phase correction per beat when the dancer is clearly elsewhere: an error above
+#: CATCH_UP_ERROR on two bar lines running, on the same side.
+MAX_CATCH_UP = 0.12
+#: Phase errors above this fraction of a beat, twice running, are caught up faster.
+CATCH_UP_ERROR = 0.12
+
+
+class MovementMeter:
+    """Is somebody dancing? Fed one pose per motion-grid frame."""
+
+    def __init__(self, rate: float, window_s: float = EXTENT_WINDOW_S):
+        self.rate = rate
+        self.n = max(2, int(round(window_s * rate)))
+        self._poses: deque[np.ndarray] = deque(maxlen=self.n)
+        self._moving: deque[bool] = deque(maxlen=max(1, int(round(START_AFTER_S * rate))))
+        self.extent = 0.0
+        self.last_moving_t = -math.inf
+        self.last_t = -math.inf
+
+    def reset(self) -> None:
+        self._poses.clear()
+        self._moving.clear()
+        self.extent = 0.0
+
+    def push(self, t: float, pose: np.ndarray) -> bool:
+        """Add a torso-scaled pose ``(17, 2)`` (NaN = missing) at grid time ``t``; True if moving."""
+        self._poses.append(np.asarray(pose, dtype=np.float64))
+        self.last_t = t
+        moving = False
+        if len(self._poses) >= self.n // 2:
+            stack = np.stack(self._poses)
+            ok = np.isfinite(stack).all(axis=2)
+            counts = ok.sum(axis=0)
+            use = counts >= max(3, len(stack) // 2)
+            if use.any():
+                spread = np.array([np.hypot(*np.std(stack[ok[:, j], j], axis=0)) for j in np.flatnonzero(use)])
+                self.extent = float(np.percentile(spread, EXTENT_PERCENTILE))
+                moving = self.extent >= MOVING_EXTENT
+        self._moving.append(moving)
+        if moving:
+            self.last_moving_t = t
+        return moving
+
+    def sustained(self) -> bool:
+        """Movement over most of the last :data:`START_AFTER_S`."""
+        full = len(self._moving) == self._moving.maxlen
+        return full and sum(self._moving) >= SUSTAINED_SHARE * len(self._moving)
+
+    def active(self, now: float) -> bool:
+        """Moved within the last :data:`STILL_AFTER_S`."""
+        return self.still_for(now) < STILL_AFTER_S
+
+    def still_for(self, now: float) -> float:
+        """Seconds since the last movement (inf if none yet)."""
+        return now - self.last_moving_t
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The dancer's beat grid as the tracker sees it at a decision."""
+
+    period: float            #: seconds per dance beat
+    anchor: float            #: session time of a dance beat
+    confidence: float        #: 0..1
+
+    def nearest_beat(self, t: float) -> float:
+        return self.anchor + round((t - self.anchor) / self.period) * self.period
+
+
+class BeatKeeper:
+    """The band's beat grid, nudged toward the dancer's by bounded steps.
+
+    :meth:`bar` is called once per bar with the session time at which the
+    bar line is heard and the latest observation (or None); it returns the
+    heard times of the bar's beats plus the next bar line.
+    """
+
+    def __init__(self, period: float, beats_per_bar: int = 4):
+        self.period = float(period)
+        self.beats_per_bar = beats_per_bar
+        self._candidate: tuple[float, int] | None = None     # (period, beats seen)
+        self.following = False           #: the last bar was steered by a confident observation
+        self.last_error = 0.0            #: phase error at the last bar line (s; + = music late)
+        self.jumps = 0
+        self._snap = False
+        self.coherence = 0.0             #: how consistently the motion beats sit at one phase (0..1)
+        self._beats: deque[float] = deque(maxlen=BEAT_HISTORY)
+
+    @property
+    def bpm(self) -> float:
+        return 60.0 / self.period
+
+    def _fold(self, period: float) -> float:
+        """The dance period at the music's metrical level (x2 / /2 moves only)."""
+        while period < self.period / 1.45:
+            period *= 2.0
+        while period > self.period * 1.45:
+            period /= 2.0
+        return period
+
+    def adopt(self, period: float) -> None:
+        """Take the dancer's tempo and phase outright at the next bar (the first confident lock:
+        the music may have started on a guess)."""
+        self.period = float(period)
+        self._candidate = None
+        self._snap = True
+
+    def phase_error(self, heard: float, peaks: np.ndarray, heights: np.ndarray,
+                    level: float | None = None) -> tuple[float, float]:
+        """``(error s, coherence)`` of the band's beats against the motion beats ``peaks``.
+
+        Each motion beat's phase is taken against the band's nearest heard beat (at the
+        period ``level``, the dance's when it is shorter, so a dancer at double time counts);
+        the weighted circular mean gives the error (+ = music late) and its coherence.
+        """
+        P = self.period
+        m = P if level is None else min(P, level)
+        grid = np.array(self._beats) if self._beats else np.zeros(0)
+        past = heard - np.arange(1, PHASE_WINDOW_BEATS + 2)[::-1] * P
+        grid = np.concatenate([past[past < grid[0] - P / 2] if len(grid) else past, grid, [heard]])
+        keep = (peaks >= heard - PHASE_WINDOW_BEATS * P) & (peaks < heard)
+        t, h = peaks[keep], heights[keep]
+        if len(t) < MIN_PHASE_PEAKS:
+            return 0.0, 0.0
+        i = np.clip(np.searchsorted(grid, t), 1, len(grid) - 1)
+        near = np.where(t - grid[i - 1] < grid[i] - t, grid[i - 1], grid[i])
+        phase = (t - near) / m
+        w = h * np.exp(-(heard - t) / (PHASE_RECENCY_BEATS * P))
+        # the mode of the motion beats' phase, not their mean: a dancer's hits cluster on the
+        # beat, with other moves between; the current phase is preferred unless clearly beaten
+        d = (phase[None, :] - _OFFSETS[:, None] + 0.5) % 1.0 - 0.5
+        score = (w[None, :] * np.exp(-0.5 * (d / PHASE_KERNEL) ** 2)).sum(axis=1)
+        score = score * np.exp(-0.5 * (_OFFSETS / PHASE_PRIOR) ** 2)
+        j = int(np.argmax(score))
+        # refine: weighted mean phase of the motion beats near the mode
+        near_mode = np.abs((phase - _OFFSETS[j] + 0.5) % 1.0 - 0.5) <= 2 * PHASE_KERNEL
+        off = _OFFSETS[j]
+        if near_mode.any():
+            off = off + float(np.average((phase[near_mode] - off + 0.5) % 1.0 - 0.5, weights=w[near_mode]))
+        support = float(np.sum(w[near_mode]) / max(np.sum(w), 1e-12))
+        return -off * m, support
+
+    def bar(self, heard: float, obs: Observation | None, peaks: np.ndarray | None = None,
+            heights: np.ndarray | None = None) -> list[float]:
+        beats = self._bar(heard, obs, peaks, heights)
+        self._beats.extend(beats[:-1])
+        return beats
+
+    def _bar(self, heard: float, obs: Observation | None, peaks, heights) -> list[float]:
+        n = self.beats_per_bar
+        self.following = False
+        self.coherence = 0.0
+        if obs is None or obs.confidence < MIN_FOLLOW_CONFIDENCE:
+            self._candidate = None
+            self.last_error = 0.0
+            return [heard + k * self.period for k in range(n + 1)]
+        w = min(1.0, (obs.confidence - MIN_FOLLOW_CONFIDENCE) / (1.0 - MIN_FOLLOW_CONFIDENCE) * 2.0)
+        dance = self._fold(obs.period)
+        rel = dance / self.period - 1.0
+        jumped = False
+        if abs(rel) > FOLLOW_BAND:
+            cand = self._candidate
+            if cand is not None and abs(dance / cand[0] - 1.0) <= JUMP_AGREEMENT:
+                seen = cand[1] + n
+                if seen >= JUMP_AFTER_BEATS:
+                    self.period, self._candidate, jumped = dance, None, True
+                    self.jumps += 1
+                else:
+                    self._candidate = (dance, seen)
+            else:
+                self._candidate = (dance, n)
+        else:
+            self._candidate = None
+            if abs(rel) > TEMPO_DEADBAND:
+                step = float(np.clip(TEMPO_GAIN * w * rel, -MAX_TEMPO_STEP, MAX_TEMPO_STEP))
+                self.period *= 1.0 + step
+        P = self.period
+        # phase: the dance beat nearest this bar line, at the music's level
+        err = heard - obs.nearest_beat(heard)
+        if dance < P / 1.45 or dance > P * 1.45:        # only when the levels disagree after a jump
+            err = 0.0
+        # beats of the music at half the dance tempo still sit on dance beats; at double, every
+        # other music beat does: the error is taken modulo the shorter of the two periods
+        m = min(P, obs.period)
+        err = (err + m / 2) % m - m / 2
+        self.following = True
+        if peaks is not None and heights is not None and not (jumped or self._snap):
+            # the phase from the motion beats against the band's own beats: steadier than the
+            # tracker's latest fit, which re-anchors on whichever hit came last
+            perr, self.coherence = self.phase_error(heard, peaks, heights, obs.period)
+            err = perr
+            w = min(w, max(0.0, (self.coherence - MIN_COHERENCE) / (1.0 - MIN_COHERENCE) * 2.0))
+        previous, self.last_error = self.last_error, err
+        if jumped or self._snap:
+            # a new tempo, or the first confident one: the bar's first beat lands on the dancer's
+            self._snap = False
+            return [heard] + [heard - err + k * P for k in range(1, n + 1)]
+        if abs(err) <= PHASE_DEADBAND_S:
+            return [heard + k * P for k in range(n + 1)]
+        departed = abs(err) > CATCH_UP_ERROR * P and previous * err > 0 and abs(previous) > CATCH_UP_ERROR * P
+        if w > 0:
+            # a phase error that persists means the band's tempo is off: ease it (a PLL's integral term)
+            self.period *= 1.0 - float(np.clip(PHASE_TO_TEMPO * w * err / (n * P), -MAX_TEMPO_STEP, MAX_TEMPO_STEP))
+        bound = (MAX_CATCH_UP if departed else MAX_NUDGE) * P
+        total = float(np.clip(PHASE_GAIN * w * err, -bound * n, bound * n))
+        per_beat = total / n
+        return [heard + k * (P - per_beat) for k in range(n + 1)]
