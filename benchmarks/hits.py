@@ -91,6 +91,7 @@ class OscInbox:
         self.sock.bind(("127.0.0.1", port))
         self.sock.settimeout(0.2)
         self.hits: list[tuple[float, str, list]] = []
+        self.status: dict | None = None
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -106,6 +107,8 @@ class OscInbox:
                 for msg in self._decode(data):
                     if msg.address.startswith("/d2m/hit"):
                         self.hits.append((t, msg.address, list(msg.args)))
+                    elif msg.address == "/d2m/status" and msg.args:
+                        self.status = json.loads(msg.args[0])
             except Exception:
                 pass
 
@@ -147,6 +150,9 @@ def run_live(seconds: float, bpm: float, sensitivity: float, tmp: Path) -> dict:
                 time.sleep(delay)
             sent_at[i] = time.monotonic()
             client.send_message("/d2m/pose", a)
+        time.sleep(0.5)
+        from pythonosc.osc_message_builder import OscMessageBuilder
+        inbox.sock.sendto(OscMessageBuilder(address="/d2m/status").build().dgram, ("127.0.0.1", osc_in))
         out, _ = proc.communicate(timeout=60)
         log.append(out)
     finally:
@@ -156,7 +162,7 @@ def run_live(seconds: float, bpm: float, sensitivity: float, tmp: Path) -> dict:
     if proc.returncode != 0:
         raise RuntimeError("d2m serve failed:\n" + "".join(log[-20:]))
     return {"dancer": dancer, "frames": frames, "sent_at": sent_at, "wav": wav, "motion": motion,
-            "osc": inbox.hits}
+            "osc": inbox.hits, "status": inbox.status or {}}
 
 
 def analyse(live: dict, sensitivity: float) -> dict:
@@ -223,6 +229,8 @@ def analyse(live: dict, sensitivity: float) -> dict:
                    if k not in answered],
         "hits_announced_osc": len(full),
         "false_hits": len(false_hits),
+        "false_hits_after_nearest_mark_s": [round(float(d[1] - mark_session[np.argmin(np.abs(mark_session - d[1]))]), 3)
+                                            for d in false_hits],
         "latency_ms": {"median": round(float(np.median(lat)), 1), "p90": round(float(np.percentile(lat, 90)), 1),
                        "min": round(float(lat.min()), 1), "max": round(float(lat.max()), 1)} if lat.size else None,
         "target_median_ms": TARGET_MEDIAN_MS,
@@ -233,6 +241,10 @@ def analyse(live: dict, sensitivity: float) -> dict:
                                                       "p90": round(float(np.percentile(osc_delay, 90)), 1)}
         if osc_delay else None,
         "render_equals_live": same,
+        "first_difference_s": None if same else round(float(np.argmax(np.any(audio[:n] != with_hits[:n], axis=1))) / sr, 4),
+        "server": {"telemetry": {k: live["status"].get("telemetry", {}).get(k)
+                                 for k in ("underruns", "late_ms", "accents_late", "loop_lag_ms_p99")},
+                   "accents": live["status"].get("accents"), "hits": live["status"].get("hits")},
         "render_hits": len(res.hits),
     }
     return out

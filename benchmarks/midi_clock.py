@@ -104,6 +104,7 @@ def stats_ms(x) -> dict:
 
 
 def analyse(messages, beats_mono: np.ndarray) -> dict:
+    """Received pulses against the audio's beats (each pulse matched to its nearest planned pulse)."""
     kinds = [m for _, m in messages]
     if (0xFA,) not in kinds:
         return {"error": "no MIDI Start received (the music did not start)"}
@@ -115,18 +116,25 @@ def analyse(messages, beats_mono: np.ndarray) -> dict:
         if m == (0xF8,):
             pulses.append(t)
     pulses = np.array(pulses)
-    n_beats = min(len(pulses) // PPQN, len(beats_mono) - 1)
-    if n_beats < 4:
-        return {"error": f"too few beats measured ({n_beats})"}
-    beats = beats_mono[:n_beats + 1]
-    offsets = pulses[:n_beats * PPQN:PPQN] - beats[:n_beats]
+    beats = np.asarray(beats_mono, dtype=float)
+    if len(beats) < 5 or len(pulses) < 4 * PPQN:
+        return {"error": f"too little measured ({len(beats)} beats, {len(pulses)} pulses)"}
     planned = np.concatenate([beats[k] + (beats[k + 1] - beats[k]) * np.arange(PPQN) / PPQN
-                              for k in range(n_beats)])
-    resid = pulses[:n_beats * PPQN] - planned
-    med = float(np.median(offsets))
-    return {"beats": int(n_beats), "pulses": int(n_beats * PPQN),
-            "offset_ms_signed_median": round(med * 1000, 3), "offset_abs_ms": stats_ms(offsets),
-            "jitter_abs_ms": stats_ms(resid - np.median(resid))}
+                              for k in range(len(beats) - 1)])
+    is_beat = np.zeros(len(planned), bool)
+    is_beat[::PPQN] = True
+    # only pulses inside the span of announced beats; each to its nearest planned pulse
+    keep = (pulses >= planned[0] - 0.5) & (pulses <= planned[-1] + 0.05)
+    pulses = pulses[keep]
+    idx = np.clip(np.searchsorted(planned, pulses), 1, len(planned) - 1)
+    idx = np.where(np.abs(pulses - planned[idx - 1]) < np.abs(pulses - planned[idx]), idx - 1, idx)
+    resid = pulses - planned[idx]
+    med = float(np.median(resid))
+    beat_res = resid[is_beat[idx]]
+    return {"beats": int(is_beat[idx].sum()), "pulses": int(len(pulses)),
+            "pulses_expected": int(len(planned)),
+            "offset_ms_signed_median": round(float(np.median(beat_res)) * 1000, 3),
+            "offset_abs_ms": stats_ms(beat_res), "jitter_abs_ms": stats_ms(resid - med)}
 
 
 def measure(seconds: float, period: int) -> dict:

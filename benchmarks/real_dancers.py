@@ -818,7 +818,8 @@ def markdown(res: dict) -> str:
         name = r["name"] + ("" if r.get("one_person", True) else " (group)")
         per.append(f"| {name} | {start} | {_pct(r['music_share'])} | {r['bars']} | {f} | {grid} | {spans} | {tempo} |")
     meta = res.get("meta", {})
-    head = (f"Measured {res.get('generated', '?')} by `{meta.get('command', 'python benchmarks/real_dancers.py')}` "
+    head = (f"Measured {res.get('generated', '?')} on code `{meta.get('label') or '?'}` by "
+            f"`{meta.get('command', 'python benchmarks/real_dancers.py')}` "
             f"on {meta.get('cpus', '?')} CPU cores; judge: {res.get('judge', '?')}; genre {meta.get('genre')}. "
             "Real data from `../shared` (not in the repository); raw figures: `benchmarks/real_dancers.json`. "
             "All targets met: " + ("yes" if s.get("met") else "**no**") + ".")
@@ -839,7 +840,41 @@ def update_readme(path: Path, table: str) -> bool:
 
 # --------------------------------------------------------------------------- plot
 
+def _reference_ticks(r: dict) -> tuple[np.ndarray, str]:
+    """What a row of the plot compares the music against: the soundtrack's beats (at the level the
+    planned beats matched), the synthetic dancer's beats, or for AIST++ the best-fitting grid of
+    the planned beats at the known tempo (the dance's beat phase is unknown)."""
+    b = r["_beats"]
+    if r["set"] == "video":
+        level = r["f_plan"]["level"] or "x1"
+        return reference_levels(b["reference"]).get(level, _arr(b["reference"])), f"soundtrack beats ({level})"
+    if b.get("reference"):
+        return _arr(b["reference"]), "dancer's beats"
+    ticks = []
+    ends = [p[0] for p in b["parts"][1:]] + [r["dance_end_s"]]
+    for (t0, bpm), t1 in zip(b["parts"], ends):
+        pb = _arr([x for x in b["planned"] if t0 <= x < t1])
+        level, _ = music_level(pb, bpm)
+        period = 60.0 / (bpm * level)
+        phase, _ = best_grid(pb, period) if pb.size else (t0, 0.0)
+        k = np.arange(math.ceil((t0 - phase) / period), math.floor((t1 - phase) / period) + 1)
+        ticks.append(phase + period * k)
+    return (np.concatenate(ticks) if ticks else np.zeros(0)), "best grid at the known tempo"
+
+
+def _offsets_ms(beats, ref: np.ndarray) -> np.ndarray:
+    b = _arr(beats)
+    if b.size == 0 or ref.size == 0:
+        return np.zeros(0)
+    i = np.clip(np.searchsorted(ref, b), 1, max(1, ref.size - 1))
+    lo, hi = ref[i - 1], ref[np.minimum(i, ref.size - 1)]
+    near = np.where(np.abs(b - lo) <= np.abs(b - hi), lo, hi)
+    return 1000.0 * (b - near)
+
+
 def plot(results: list[dict], out: Path) -> None:
+    """Per clip: reference, planned and heard beats over time (left), and each music beat's
+    offset from the nearest reference beat in ms (right; +-50 ms band shaded)."""
     try:
         import matplotlib  # noqa: PLC0415
         matplotlib.use("Agg")
@@ -850,44 +885,57 @@ def plot(results: list[dict], out: Path) -> None:
     rows = [r for r in results if "_beats" in r]
     if not rows:
         return
-    fig, axes = plt.subplots(len(rows), 1, figsize=(14, 1.1 * len(rows) + 0.6), squeeze=False)
-    for ax, r in zip(axes[:, 0], rows):
+    fig, axes = plt.subplots(len(rows), 2, figsize=(18, 1.2 * len(rows) + 0.8), squeeze=False,
+                             gridspec_kw={"width_ratios": (3, 2)})
+    for (ax, ax2), r in zip(axes, rows):
         b = r["_beats"]
+        ref, ref_label = _reference_ticks(r)
         for a, e in b["music"]:
             ax.axvspan(a, e, color="#e8f0ff", lw=0)
-        ref = b.get("reference")
-        if ref:
-            ax.vlines(ref, 0.66, 1.0, color="k", lw=0.8, label="reference beats")
-        elif r.get("tempo_bpm"):
-            # the best-fitting grid of the planned beats at the known tempo (beat phase is unknown)
-            for (t0, bpm), t1 in zip(b["parts"], [p[0] for p in b["parts"][1:]] + [r["dance_end_s"]]):
-                pb = np.asarray([x for x in b["planned"] if t0 <= x < t1])
-                level, _ = music_level(pb, bpm)
-                period = 60.0 / (bpm * level)
-                phase, _ = best_grid(pb, period) if pb.size else (t0, 0)
-                k0 = math.ceil((t0 - phase) / period)
-                ax.vlines(phase + period * np.arange(k0, math.floor((t1 - phase) / period) + 1), 0.66, 1.0,
-                          color="0.6", lw=0.8, label="best grid at the known tempo")
-        ax.vlines(b["planned"], 0.33, 0.66, color="tab:blue", lw=0.8, label="planned beats")
-        ax.vlines(b["heard"], 0.0, 0.33, color="tab:red", lw=0.8, label="audio beats (judge)")
+            ax2.axvspan(a, e, color="#e8f0ff", lw=0)
+        ax.vlines(ref, 0.66, 1.0, color="k", lw=0.7, label="reference: " + ref_label)
+        ax.vlines(b["planned"], 0.33, 0.66, color="tab:blue", lw=0.7, label="planned music beats")
+        ax.vlines(b["heard"], 0.0, 0.33, color="tab:red", lw=0.7, label="audio beats (judge)")
         ax.set_xlim(0, r["dance_end_s"])
         ax.set_yticks([])
         ax.set_ylabel(r["name"], rotation=0, ha="right", va="center", fontsize=7)
-        ax.tick_params(axis="x", labelsize=7)
+        ax2.axhspan(-1000 * GRID_TOLERANCE_S, 1000 * GRID_TOLERANCE_S, color="0.9", lw=0)
+        for beats, colour, mark in ((b["planned"], "tab:blue", "o"), (b["heard"], "tab:red", "x")):
+            off = _offsets_ms(beats, ref)
+            ax2.plot(_arr(beats)[: off.size], off, mark, color=colour, ms=2.5)
+        ax2.set_xlim(0, r["dance_end_s"])
+        ax2.set_ylim(-300, 300)
+        ax2.set_ylabel("ms", fontsize=7)
+        for a_ in (ax, ax2):
+            a_.tick_params(axis="both", labelsize=6)
+        if r is rows[0]:
+            ax2.set_title("offset of each music beat from the nearest reference beat (ms; grey: +-50 ms)",
+                          fontsize=8)
     handles, labels = [], []
     for ax in axes[:, 0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
+            if lab.split(":")[0] not in [x.split(":")[0] for x in labels]:
                 handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (1.1 * len(rows) + 0.6)))
-    fig.savefig(out, dpi=110)
+                labels.append(lab.split(":")[0] if ":" in lab else lab)
+    fig.legend(handles, labels, loc="upper left", ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / (1.2 * len(rows) + 0.8)))
+    fig.savefig(out, dpi=100)
     plt.close(fig)
     log(f"wrote {out}")
 
 
 # --------------------------------------------------------------------------- main
+
+def code_label() -> str | None:
+    """``git describe --always --dirty`` of the measured tree (None outside a git checkout)."""
+    import subprocess  # noqa: PLC0415
+    try:
+        proc = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -904,7 +952,19 @@ def main(argv=None) -> int:
     ap.add_argument("--update-readme", type=Path, default=None, metavar="README.md")
     ap.add_argument("--plot", type=Path, default=None, metavar="OUT.png")
     ap.add_argument("--save-dir", type=Path, default=None, help="write each case's rendered WAV here")
+    ap.add_argument("--label", default=None, help="what code was measured (default: git describe --dirty)")
+    ap.add_argument("--from-results", type=Path, default=None, metavar="FILE",
+                    help="make the README table from this results file instead of running")
     a = ap.parse_args(argv)
+    if a.from_results is not None:
+        res = json.loads(a.from_results.read_text())
+        if a.label:
+            res.setdefault("meta", {})["label"] = a.label
+        print(markdown(res))
+        if a.update_readme is not None:
+            ok = a.update_readme.exists() and update_readme(a.update_readme, markdown(res))
+            log(f"updated the table in {a.update_readme}" if ok else f"{a.update_readme}: no {START_MARK} markers")
+        return 0
 
     shared = a.shared
     if not (shared / "realvideo").is_dir() and not (shared / "realdance").is_dir():
@@ -953,7 +1013,8 @@ def main(argv=None) -> int:
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "quick": a.quick, "only": a.only,
         "judge": judge_description(judge), "judge_fallback_reason": why,
-        "meta": {"cpus": os.cpu_count(), "jobs": a.jobs, "genre": genre, "command": cmd},
+        "meta": {"cpus": os.cpu_count(), "jobs": a.jobs, "genre": genre, "command": cmd,
+                 "label": a.label or code_label()},
         "timing": {"wall_s": round(wall, 1),
                    "pose_extracted": sum(1 for p in poses if not p["cached"]),
                    "pose_cached": sum(1 for p in poses if p["cached"]),

@@ -6,7 +6,8 @@ Runs, each in its own process (their JSON is parsed from stdout):
 * ``genre_reaction.py --live``,
 * ``live_loop.py`` (live CPU share, lock-in, synth speed),
 * ``musicgen_speed.py`` and ``synth_speed.py`` when they exist (with
-  ``--quick`` when they offer it); otherwise their rows say "not measured".
+  ``--quick`` when they offer it); otherwise their rows say "not measured",
+* ``song_form.py`` (song form, variation, genre hold; ``--quick``: 2 minutes).
 
 ``--update-readme README.md`` replaces the text between the
 ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers with the table
@@ -83,6 +84,14 @@ def run_all(quick: bool, *, musicgen: bool = True, musicgen_from: Path | None = 
             ("live_loop", "live_loop.py", q)]
     if (HERE / "synth_speed.py").exists():
         plan.append(("synth_speed", "synth_speed.py", ["--quick"] if _has_option("synth_speed.py", "--quick") else []))
+    if (HERE / "song_form.py").exists():
+        plan.append(("song_form", "song_form.py", ["--minutes", "2"] if quick else []))
+    if (HERE / "midi_clock.py").exists():
+        plan.append(("midi_clock", "midi_clock.py", q))
+    if (HERE / "hits.py").exists():
+        plan.append(("hits", "hits.py", q))
+    if (HERE / "soundfont_speed.py").exists():      # exits 2 with one line without the extra/SoundFont
+        plan.append(("soundfont_speed", "soundfont_speed.py", ["--bars", "16"] if quick else []))
     if musicgen_from is not None:
         res["musicgen_speed"] = json.loads(musicgen_from.read_text())
         res["runs"]["musicgen_speed"] = {"cmd": f"(read from {musicgen_from})", "rc": 0}
@@ -229,6 +238,9 @@ def summary_table(res: dict) -> str:
                      f"{_f(_g(ss, 'overall', 'median_x_realtime'), 0)}× real time "
                      f"(slowest genre {_f(_g(ss, 'overall', 'worst_genre_x_realtime'), 0)}×)",
                      f"{_g(ss, 'bars')} bars per genre at {_g(ss, 'bpm')} BPM, one thread"))
+    rows += _song_form_rows(res.get("song_form"))
+    rows += _midi_clock_rows(res.get("midi_clock"))
+    rows += _hits_rows(res.get("hits"), res.get("soundfont_speed"))
     mg_val, mg_note = _musicgen_row(res.get("musicgen_speed"), (res.get("runs") or {}).get("musicgen_speed"))
     rows.append(("MusicGen generation speed", mg_val, mg_note))
     lv = ll.get("live")
@@ -245,6 +257,72 @@ def summary_table(res: dict) -> str:
     out = ["| measure | figure | notes |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(out)
+
+
+def _midi_clock_rows(mc: dict | None) -> list[tuple[str, str, str]]:
+    """Rows for benchmarks/midi_clock.py (MIDI clock vs the audio's beats, under live load)."""
+    c = (mc or {}).get("clock")
+    if not c or "error" in c:
+        return []
+    return [("MIDI clock vs the audio's beats, received through JACK: offset / jitter (ms)",
+             f"{_f(_g(c, 'offset_abs_ms', 'median'), 2)} / {_f(_g(c, 'jitter_abs_ms', 'median'), 2)} median; "
+             f"p99 {_f(_g(c, 'offset_abs_ms', 'p99'), 1)} / {_f(_g(c, 'jitter_abs_ms', 'p99'), 1)}",
+             f"live load of live_loop.py; jackd -d dummy, {c.get('jack_period_ms')} ms periods; "
+             f"sender on the audio clock: median {_f(_g(c, 'sender_on_audio_clock', 'abs_error_ms_median'), 2)}, "
+             f"p99 {_f(_g(c, 'sender_on_audio_clock', 'abs_error_ms_p99'), 1)} ms")]
+
+
+def _hits_rows(h: dict | None, sfs: dict | None) -> list[tuple[str, str, str]]:
+    """Rows for benchmarks/hits.py (the dancer's hits, live) and soundfont_speed.py."""
+    rows = []
+    lv = (h or {}).get("live")
+    if lv and lv.get("latency_ms"):
+        rows.append(("Dancer's hits answered live (synthetic snaps/stomps over OSC)",
+                     f"{lv['answered']} of {lv['marked_hits']} ({', '.join(f'{k} {v}' for k, v in lv['answered_by_kind'].items())});"
+                     f" {lv['false_hits']} false",
+                     f"{_f(lv['seconds'], 0)} s at {_f(lv['bpm'], 0)} BPM, --hit-sensitivity {lv['sensitivity']}; "
+                     f"render == live: {'yes' if lv.get('render_equals_live') else 'NO'}"))
+        rows.append(("Hit → accent's first sample, live (ms)",
+                     f"{_f(lv['latency_ms']['median'], 0)} median, p90 {_f(lv['latency_ms']['p90'], 0)}",
+                     f"target median ≤ {_f(lv['target_median_ms'], 0)} ms: {'met' if lv['meets_target'] else 'NOT met'}; "
+                     f"detection + next 16th ({_f(lv['sixteenth_ms'], 0)} ms) + 20 ms block margin; a sound card adds its latency"))
+    if sfs and sfs.get("overall"):
+        o = sfs["overall"]
+        rows.append(("SoundFont voices render speed (`--voices soundfont`, one core)",
+                     f"{_f(o['median_x_realtime'], 0)}× real time (slowest genre {_f(o['worst_genre_x_realtime'], 0)}×)",
+                     f"target ≥ {_f(o['target_x'], 0)}×: {'met' if o['meets_target'] else 'NOT met'}; thread CPU time, "
+                     "fresh note cache; FluidR3_GM via TinySoundFont"))
+    return rows
+
+
+def _song_form_rows(sf: dict | None) -> list[tuple[str, str, str]]:
+    """Rows for benchmarks/song_form.py (song form, variation, genre hold)."""
+    if not sf:
+        return []
+    rows = []
+    st = sf.get("steady")
+    if st:
+        rows.append((f"Song form, {_f(st['seconds'] / 60, 0)} min of steady dancing ({st['genre']})",
+                     f"{st['distinct_bars']} distinct bars; {st['identical_consecutive_phrases']} of "
+                     f"{st['phrase_pairs']} consecutive 8-bar phrases identical",
+                     "targets ≥ 40 and 0; distinct = log-mel correlation < 0.95 with every other kind"))
+        rows.append(("Loudness range (EBU R128 LRA) / breakdown below peak",
+                     f"{_f(st['loudness_range_lu'], 1)} LU / {_f(st.get('breakdown_below_peak_db'), 1)} dB",
+                     "pyloudnorm; real dance tracks sit around 4–12 LU; breakdown target ≥ 6 dB"))
+    rf = sf.get("rise_fall")
+    if rf:
+        rows.append(("Section follows the dancer's energy (rise-and-fall dancer)",
+                     f"{rf['answered']} of {rf['of']} changes answered; lag median {_f(rf['median_lag_bars'], 0)} "
+                     f"bars (max {_f(rf['max_lag_bars'], 0)})",
+                     f"{rf['within_a_phrase']} within a phrase (8 bars); rise → build/peak, fall → breakdown, "
+                     "stop → outro"))
+    ga = sf.get("genre_auto")
+    if ga and "skipped" not in ga:
+        rows.append(("Genre changes with `--genre auto`, real break dancer (AIST++)",
+                     f"{_f(ga['changes_per_minute'], 2)} per minute ({ga['changes_mid_phrase']} mid-phrase)",
+                     f"target ≤ 1, never mid-phrase; the raw estimate changes {_f(ga['raw_estimate_changes_per_minute'], 1)}"
+                     f" times a minute; plays {', '.join(ga['genres_played'])}"))
+    return rows
 
 
 def case_table(res: dict) -> str:

@@ -475,6 +475,10 @@ class Load:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        # the MQTT client library's socket callbacks complain when the broker is restarted
+        # under them: counted, not printed
+        loop.set_exception_handler(lambda _loop, ctx: self.mqtt.__setitem__(
+            "client_loop_errors", self.mqtt.get("client_loop_errors", 0) + 1))
         self.t0 = loop.time()
         self.end = self.t0 + self.args.seconds
         tasks = [self.motion(), self.junk(), self.controls(), self.monitor(), self.stalled_clients()]

@@ -25,7 +25,7 @@ from .control import AUTO, MAX_BPM, MIN_BPM, Control
 from .events import ControlApplied, GenreChanged, InputRejected, SegmentPlanned, TempoChanged
 from .follow import (MIN_FOLLOW_CONFIDENCE, STILL_AFTER_S, STILL_ENDS_MUSIC_S, BeatKeeper,
                      Observation)
-from .form import PHRASE_BARS, SectionInfo, SongForm
+from .form import OUTRO_AFTER_S, PHRASE_BARS, SectionInfo, SongForm
 from .genre_hold import GenreHold
 from .genres import GENRES
 from .hits import DEFAULT_HIT_SENSITIVITY, HitDetected, HitTracker, check_sensitivity
@@ -306,7 +306,7 @@ class Conductor:
             probs = tuple(1.0 if g == genre else 0.0 for g in GENRES)
         else:
             probs = tuple(float(p) for p in style.genre_probs)
-        form = self._form_bar(kind, style.energy)
+        form = self._form_bar(kind, style.energy, decided_at, n)
         plan = SegmentPlan(
             index=self.index, kind=kind, start_sample=start, n_samples=int(n),
             sample_rate=self.sr, bar=self.bar, beat_offsets=offsets, bpm=float(bpm),
@@ -320,14 +320,29 @@ class Conductor:
         self.genre_hold.update(decided_at, style.genre_probs, in_music=kind == MUSIC, boundary=boundary)
         return plan
 
-    def _form_bar(self, kind: str, energy: float) -> SectionInfo | None:
+    def _form_bar(self, kind: str, energy: float, decided_at: float, n: int) -> SectionInfo | None:
         """The song form's section for a music bar (the form starts over after idle or silence)."""
         if kind != MUSIC:
             return None
         if self.last_plan is None or self.last_plan.kind != MUSIC:
             self.form.reset()
-        still = bool(getattr(self.tracker.estimate, "still", False)) and not self.tempo_lock  # locked: operator's show
-        return self.form.bar(float(energy), still=still)
+        still = bool(getattr(self.tracker.estimate, "still", False))
+        return self.form.bar(float(energy), still=still, ending=self._form_ending(decided_at, n),
+                             can_end=not self.tempo_lock)      # under a tempo lock the operator runs the show
+
+    def _form_ending(self, decided_at: float, n: int) -> int | None:
+        """Bars of music left (this one included) once the dancer has stopped for OUTRO_AFTER_S, else None."""
+        movement = getattr(self.front, "movement", None)
+        if movement is None or self.tempo_lock or n <= 0:
+            return None
+        try:
+            from .follow import STILL_ENDS_MUSIC_S
+        except ImportError:      # pragma: no cover - without the movement meter the form ends on stillness
+            return None
+        still_s = movement.still_for(decided_at)
+        if not math.isfinite(still_s) or still_s < OUTRO_AFTER_S:
+            return None
+        return max(1, math.ceil((STILL_ENDS_MUSIC_S - still_s) / (n / self.sr)))
 
     @staticmethod
     def _form_fields(form: SectionInfo | None) -> dict:

@@ -232,3 +232,75 @@ def dancer_for_demo(seed: int = 0) -> Callable[[float], SkeletonFrame]:
                         (70.01, 100.0), (100.0, 100.0), (100.01, 118.0)], ramp=True)
     dancer = SyntheticDancer(tempo=curve, seed=seed, sharpness=0.9)
     return dancer.frame
+
+
+class EntrainingTempo(TempoCurve):
+    """A dancer's beat clock that listens to the music and entrains to it, as a person does.
+
+    The standard model of sensorimotor synchronisation (linear phase and period correction,
+    Repp 2005): after each of the dancer's beats ``d`` the asynchrony ``a = d - m`` to the
+    nearest music beat ``m`` heard so far is measured, with a reaction delay; the next beat
+    comes ``period - alpha * a`` later (plus timing noise), and the period moves by
+    ``beta`` of its difference to the music's last beat interval. Music beats are fed with
+    :meth:`hear` as the music plays them. Before any music is heard, the dancer keeps the
+    starting tempo.
+    """
+
+    def __init__(self, bpm: float, *, alpha: float = 0.4, beta: float = 0.1, noise_s: float = 0.01,
+                 reaction_s: float = 0.15, seed: int = 0):
+        super().__init__([(0.0, float(bpm))], ramp=False)
+        self.alpha, self.beta, self.noise_s, self.reaction_s = alpha, beta, noise_s, reaction_s
+        self.period = 60.0 / float(bpm)
+        self.beats: list[float] = [0.0]
+        self.asynchronies: list[float] = []
+        self._music: list[float] = []
+        self._rng = np.random.default_rng(seed)
+
+    def hear(self, times) -> None:
+        """Music beats (session times at which they sound)."""
+        self._music.extend(float(t) for t in times)
+        self._music.sort()
+
+    def _decide(self, now: float) -> None:
+        """Schedule the dancer's next beats whose decision time has come by ``now``."""
+        while True:
+            d = self.beats[-1]
+            m = self._nearest_music(d)
+            decide_at = d if m is None else max(d, m) + self.reaction_s
+            if decide_at > now and d + self.period > now:
+                return
+            a = 0.0 if m is None else d - m
+            if m is not None:
+                self.asynchronies.append(a)
+            nxt = d + self.period - self.alpha * a + float(self._rng.normal(0.0, self.noise_s))
+            ioi = self._music_interval(m)
+            if ioi is not None:
+                self.period = float(np.clip(self.period + self.beta * (ioi - self.period), 60.0 / 200, 60.0 / 60))
+            self.beats.append(max(nxt, d + 0.2))
+
+    def _music_interval(self, m: float | None) -> float | None:
+        if m is None:
+            return None
+        i = self._music.index(m)
+        return self._music[i] - self._music[i - 1] if i > 0 else None
+
+    def _nearest_music(self, d: float) -> float | None:
+        if not self._music:
+            return None
+        i = int(np.searchsorted(self._music, d))
+        near = [self._music[j] for j in (i - 1, i) if 0 <= j < len(self._music)]
+        m = min(near, key=lambda x: abs(x - d))
+        return m if abs(m - d) <= self.period / 2 else None
+
+    def phase(self, t: float) -> float:
+        self._decide(t)
+        b = self.beats
+        if t >= b[-1]:
+            return len(b) - 1 + (t - b[-1]) / self.period
+        i = int(np.searchsorted(b, t, side="right")) - 1
+        if i < 0:
+            return (t - b[0]) / self.period
+        return i + (t - b[i]) / (b[i + 1] - b[i])
+
+    def bpm(self, t: float) -> float:
+        return 60.0 / self.period

@@ -35,10 +35,10 @@ import numpy as np
 
 #: Window over which a joint's travel is measured (s).
 EXTENT_WINDOW_S = 1.0
-#: A joint position spread (torso lengths, 80th percentile over joints) above this is movement.
+#: A joint position spread (torso lengths, 90th percentile over joints) above this is movement.
 MOVING_EXTENT = 0.025
-#: Share of the joints (by the 80th percentile) that must move: hand dances move only the hands.
-EXTENT_PERCENTILE = 80
+#: Percentile over the joints: hand dances move only the arms (4 of 17 joints).
+EXTENT_PERCENTILE = 90
 #: Movement sustained this long starts the music (s).
 START_AFTER_S = 2.0
 #: ... counting a window as sustained when at least this share of its frames moved.
@@ -76,7 +76,7 @@ PHASE_RECENCY_BEATS = 4.0
 MIN_PHASE_PEAKS = 4
 #: Share of the (weighted) motion beats near the measured phase below which they say
 #: nothing about the phase (they are spread all over the beat).
-MIN_COHERENCE = 0.3
+MIN_COHERENCE = 0.15
 #: Heard music beats kept for the phase measure.
 BEAT_HISTORY = 32
 #: Width of a motion beat's vote in the phase measure (fraction of a beat).
@@ -262,6 +262,7 @@ class BeatKeeper:
                 self._candidate = (dance, n)
         else:
             self._candidate = None
+            # a difference on the same side bar after bar (a ramp) is followed faster
             if abs(rel) > TEMPO_DEADBAND:
                 step = float(np.clip(TEMPO_GAIN * w * rel, -MAX_TEMPO_STEP, MAX_TEMPO_STEP))
                 self.period *= 1.0 + step

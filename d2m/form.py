@@ -5,14 +5,14 @@ answers with a :class:`SectionInfo`: the section the bar is in, the bar's
 position in it, and how many bars remain before the next section (and which
 one that will be), so visuals can be cued to a drop before it happens.
 
-Sections (all but ``end`` last a whole number of 8-bar phrases, 8-32 bars)::
+Sections (all but the outro and ``end`` last a whole number of 8-bar phrases, 8-32 bars)::
 
     intro      the band comes in: kick and hats, sparse chords, no lead
     groove     the body of the song: the arrangement at the dancer's energy
     build      leads into a peak: riser, snare roll, filter opening up
     peak       the full band, lead always on, brighter and louder
     breakdown  at least 6 dB below the peak: no kick or snare, pad and chords
-    outro      the dancer stopped: the band thins out and ends on a chord
+    outro      the dancer stopped: the band thins out and ends on a chord (1-4 bars)
     end        after an outro while the dancer stays still: only the pad
 
 How the dancer steers it. The form compares the bar's energy (the plan's
@@ -36,8 +36,11 @@ falling, so sustained high energy keeps its peak:
   peak 16 → breakdown 8 → groove 16 → build 8 → ... A groove leads to a build
   only when the energy holds (``drive > FALL_DRIVE``): the peak is earned.
 
-Changes land on phrase boundaries only (``end`` excepted: the music comes
-back on the next bar). The next section is committed
+Changes land on phrase boundaries only, with two exceptions for the end of a
+dance: a dancer still for :data:`OUTRO_AFTER_S` gets the outro on the next
+bar (sized to end before the music does, see :meth:`SongForm.bar`), and a
+dancer who moves again during the outro or the end gets the band back on the
+next bar. The next section is committed
 :data:`ANNOUNCE_BARS` bars before the boundary, so from then on
 ``bars_to_next_section`` and ``next_section`` are final; earlier they give the
 planned arc. Deterministic, no I/O: the same bars in give the same form.
@@ -59,7 +62,7 @@ MAX_SECTION_BARS = 32
 #: The next section is fixed this many bars before it starts (announced over OSC/WebSocket/MQTT).
 ANNOUNCE_BARS = 2
 #: Planned length (bars) of each section of the arc.
-SECTION_BARS: dict[str, int] = {INTRO: 8, GROOVE: 16, BUILD: 8, PEAK: 16, BREAKDOWN: 8, OUTRO: 8, END: 1}
+SECTION_BARS: dict[str, int] = {INTRO: 8, GROOVE: 16, BUILD: 8, PEAK: 16, BREAKDOWN: 8, OUTRO: 4, END: 1}
 #: Where the arc goes after each section when the dancer neither rises nor falls.
 ARC_NEXT: dict[str, str] = {INTRO: GROOVE, GROOVE: BUILD, BUILD: PEAK, PEAK: BREAKDOWN,
                             BREAKDOWN: GROOVE, OUTRO: END, END: END}
@@ -89,6 +92,9 @@ RANGE_LOW = 0.3
 #: when the beat tracker still hears a rhythm.
 STILL_ENERGY = 0.03
 STILL_RATIO = 0.3
+#: A dancer still for this long (s; longer than a freeze) has ended the dance: the outro starts on
+#: the next bar, not on a phrase line, so that it ends before the conductor's idle pad takes over.
+OUTRO_AFTER_S = 4.0
 #: Gain of each section (linear, on every part's velocity); the breakdown sits >= 6 dB under the peak.
 SECTION_GAIN: dict[str, float] = {INTRO: 0.8, GROOVE: 0.9, BUILD: 0.9, PEAK: 1.0, BREAKDOWN: 0.55,
                                   OUTRO: 0.8, END: 0.0}
@@ -130,8 +136,16 @@ class SongForm:
         self._recent: list[float] = []
 
     # -- per bar ---------------------------------------------------------------
-    def bar(self, energy: float, still: bool = False) -> SectionInfo:
-        """The section of the next music bar, from its plan energy and the tracker's stillness."""
+    def bar(self, energy: float, still: bool = False, ending: int | None = None, *,
+            can_end: bool = True) -> SectionInfo:
+        """The section of the next music bar, from its plan energy and the tracker's stillness.
+
+        ``ending``: the dancer has stopped for :data:`OUTRO_AFTER_S` and the music will end
+        (the conductor goes back to its idle pad) after this many bars, this one included;
+        the outro then starts on this bar and fits in them. None: no end in sight.
+        ``can_end=False`` (an operator's tempo lock: the operator runs the show): the song
+        never ends, whatever the dancer does.
+        """
         e = float(energy) if math.isfinite(energy) else 0.0
         e = min(1.0, max(0.0, e))
         self._recent = (self._recent + [e])[-SMOOTH_BARS:]
@@ -145,9 +159,18 @@ class SongForm:
         rising = drive >= RISE_DRIVE or e >= HIGH_ENERGY or level >= RANGE_HIGH
         falling = not rising and (drive <= FALL_DRIVE or level <= RANGE_LOW)
         still = bool(still) or (e < STILL_ENERGY and e < STILL_RATIO * self.baseline)
+        if not can_end:
+            still, ending = False, None
 
+        if ending is not None:
+            still = True
         if self.section is None:
             self._start(END if still else INTRO)
+        elif ending is not None and self.section not in (OUTRO, END):
+            self._start(OUTRO)              # the dance has ended: the outro starts now and fits before the end
+            self.section_bars = max(1, min(self.section_bars, int(ending)))
+        elif self.section == OUTRO and ending is None and not still:
+            self._start(GROOVE)             # the dancer is back during the outro
         elif self.section == END:
             if not still:
                 self._start(INTRO)          # the dancer is back: the band comes in on this bar

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .motion import MOTION_RATE, TORSO_TIME_CONSTANT_S, MotionResampler, torso_length
+from .motion import MOTION_RATE, TORSO_TIME_CONSTANT_S, MotionResampler
 from .plan import MUSIC, SegmentPlan
 from .skeleton import DEFAULT_TORSO, SkeletonFrame, valid_mask
 
@@ -70,6 +70,13 @@ RELATIVE_DROP = 1.0
 #: Window (s) and percentile of the recent fast-joint speed the threshold scales with.
 REFERENCE_WINDOW_S = 3.0
 REFERENCE_PERCENTILE = 75.0
+#: Frames stamped closer together than BURST_RATIO times the usual interval (a burst after
+#: a network or event-loop stall), or further apart than STALL_RATIO times it, make the
+#: speeds around them unreliable: no hit is detected from grid steps their motion touches.
+BURST_RATIO = 0.35
+STALL_RATIO = 2.5
+#: Frame intervals the usual one is the median of.
+INTERVAL_HISTORY = 31
 #: No second hit within this long after one (s).
 REFRACTORY_S = 0.25
 #: Threshold scale at sensitivity 1 (most sensitive) and towards 0 (least).
@@ -161,12 +168,18 @@ class HitDetector:
         self._fast: deque[float] = deque(maxlen=self._ref_len)
         self._last_hit = -math.inf
         self.last_score = math.nan        #: the latest frame's hit score (torso lengths/s)
+        self._last_frame_t: float | None = None
+        self._intervals: deque[float] = deque(maxlen=INTERVAL_HISTORY)
+        self._unreliable_until = -math.inf
+        self.irregular_frames = 0         #: frames stamped in a burst or after a stall
 
     def push(self, frame: SkeletonFrame) -> list[tuple[float, float, float]]:
         """Add one frame; returns ``(t, move_t, strength)`` for every hit it shows."""
         if not self.enabled:
             return []
-        tl = torso_length(frame)
+        j = frame.to_coco17().joints
+        ok = valid_mask(j)
+        tl = _torso(j, ok)
         if tl is not None:
             if self._torso is None:
                 self._torso = tl
@@ -174,9 +187,9 @@ class HitDetector:
                 dt = max(0.0, frame.t - (self._torso_t if self._torso_t is not None else frame.t))
                 self._torso += (1.0 - math.exp(-dt / TORSO_TIME_CONSTANT_S)) * (tl - self._torso)
             self._torso_t = frame.t
+        self._check_interval(frame.t)
         scale = self._torso or DEFAULT_TORSO
-        j = frame.to_coco17().joints
-        xy = np.where(valid_mask(j)[:, None], j[:, 0:2], np.nan) / scale
+        xy = np.where(ok[:, None], j[:, 0:2], np.nan) / scale
         out = []
         for k, pose, after_gap in self._grid.push(frame.t, xy):
             if after_gap:                  # no motion is measured across a gap
@@ -185,6 +198,20 @@ class HitDetector:
             if hit is not None:
                 out.append((frame.t, hit[0], hit[1]))
         return out
+
+    def _check_interval(self, t: float) -> None:
+        last, self._last_frame_t = self._last_frame_t, t
+        if last is None or t <= last:
+            return
+        dt = t - last
+        if len(self._intervals) >= 5:
+            ordered = sorted(self._intervals)
+            usual = ordered[len(ordered) // 2]
+            if dt < BURST_RATIO * usual or dt > STALL_RATIO * usual:
+                self.irregular_frames += 1
+                # the grid steps interpolated up to this frame and the window after it
+                self._unreliable_until = t + (MOVE_FRAMES + STOP_FRAMES + 1) / self.rate
+        self._intervals.append(dt)
 
     def _step(self, k: int, pose: np.ndarray) -> tuple[float, float] | None:
         self._poses.append(pose)
@@ -205,13 +232,32 @@ class HitDetector:
         if not math.isfinite(score):
             return None
         self.last_score = score
+        if score < self._scale * MIN_HIT_DROP:            # below the least threshold: no need to look further
+            return None
         ref = float(np.percentile(np.fromiter(self._fast, float), REFERENCE_PERCENTILE))
         threshold = self._scale * max(MIN_HIT_DROP, RELATIVE_DROP * ref)
         move_t = (k - STOP_FRAMES) / self.rate
+        if k / self.rate <= self._unreliable_until:
+            return None
         if score < threshold or move_t - self._last_hit < REFRACTORY_S:
             return None
         self._last_hit = move_t
         return move_t, score / threshold
+
+
+def _torso(j: np.ndarray, ok: np.ndarray) -> float | None:
+    """Shoulder-centre to hip-centre distance (as :func:`d2m.motion.torso_length`, without NaN means)."""
+    def centre(a: int, b: int):
+        if ok[a] and ok[b]:
+            return (j[a, 0:2] + j[b, 0:2]) * 0.5
+        if ok[a] or ok[b]:
+            return j[a if ok[a] else b, 0:2]
+        return None
+    sh, hp = centre(5, 6), centre(11, 12)
+    if sh is None or hp is None:
+        return None
+    d = float(math.hypot(sh[0] - hp[0], sh[1] - hp[1]))
+    return d if d > 1e-3 else None
 
 
 def _top_mean(x: np.ndarray, n: int) -> float:
@@ -292,7 +338,8 @@ class HitTracker:
         return out
 
     def status(self) -> dict:
-        return {"sensitivity": self.detector.sensitivity, "hits": self.count, "accents": self.accents}
+        return {"sensitivity": self.detector.sensitivity, "hits": self.count, "accents": self.accents,
+                "irregular_frames": self.detector.irregular_frames}
 
 
 #: Most accents waiting to play or playing at once (older ones are dropped, counted).

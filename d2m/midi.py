@@ -31,6 +31,7 @@ a few bytes per note, and rebuilding the file is a join of byte strings.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import math
@@ -234,7 +235,6 @@ class TempoMap:
         self.ppq = int(ppq)
         self.samples: list[int] = []    # beat boundaries, strictly increasing
         self._us_total = 0               # microseconds of all tempo events so far (error diffusion)
-        self._first = 0                  # index of the oldest boundary kept for look-ups
 
     @property
     def end_sample(self) -> int | None:
@@ -265,12 +265,7 @@ class TempoMap:
         if len(s) < 2:
             beat = 60.0 / 120.0 * self.sample_rate   # nothing planned yet: 120 BPM
             return int(round(sample / beat * self.ppq))
-        import bisect
-        i = bisect.bisect_right(s, sample, lo=self._first) - 1
-        if i < self._first:
-            i = self._first
-        if i >= len(s) - 1:
-            i = len(s) - 2
+        i = min(max(bisect.bisect_right(s, sample) - 1, 0), len(s) - 2)
         a, b = s[i], s[i + 1]
         return int(round((i + (sample - a) / (b - a)) * self.ppq))
 

@@ -75,8 +75,10 @@ def clock_pulses(plan: SegmentPlan) -> list[int]:
 class ClockSchedule:
     """Plans in (playing order), timed clock and transport messages out.
 
-    ``notes=True`` adds the band's notes (:meth:`notes`) on the channels of
-    :data:`d2m.midi.CHANNELS`.
+    :meth:`notes` gives a segment's notes (on the channels of
+    :data:`d2m.midi.CHANNELS`) for a sender that also plays the band.
+    At the same sample, messages go out in the order Stop, Song Position,
+    Start/Continue, clock pulse, note-offs, note-ons.
     """
 
     def __init__(self) -> None:

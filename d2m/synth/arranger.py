@@ -52,6 +52,8 @@ GATE_RANGE = (0.96, 0.45)
 OFFBEAT_BASS = 0.8
 #: Number of drum variations a phrase picks from (0 = the groove as written; the first phrase plays it).
 DRUM_VARIATIONS = 6
+#: Velocity of the ghost notes a drum variation adds around the backbeat (soft: the beat stays clear).
+GHOST_NOTE = 0.2
 #: Development stages of the lead's theme (as written, sequenced, inverted, re-rhythmed) before it mutates.
 THEME_STAGES = 4
 #: Contour steps changed when a theme mutates into the next one.
@@ -305,8 +307,8 @@ class Arranger:
             variation = 1 + (first + 2 * phrase) % (DRUM_VARIATIONS - 1)
         roll = section == F.BUILD and plan.bars_to_next_section <= 2
         no_backbeat = (section == F.INTRO and plan.section_bar < PHRASE_BARS // 2) or section == F.BREAKDOWN \
-            or (section == F.OUTRO and plan.section_bar >= PHRASE_BARS // 2)
-        no_kick = section == F.BREAKDOWN or (section == F.OUTRO and plan.bars_to_next_section <= 2)
+            or (section == F.OUTRO and plan.bars_to_next_section <= 2)
+        no_kick = section == F.BREAKDOWN or (section == F.OUTRO and plan.bars_to_next_section <= 1)
         for part in preset.drums:
             vels = np.zeros(n_steps)
             for threshold, pattern in part.layers:
@@ -319,7 +321,9 @@ class Arranger:
             if (kick and no_kick) or (backbeat and no_backbeat):
                 continue
             if variation and n_steps >= 16:
-                _vary(vels, variation, kick, backbeat, hat_like, pos, n_steps)
+                role = ("kick" if kick else "snare" if part.sound.startswith("snare") else "backbeat" if backbeat
+                        else "hat" if hat_like else "perc")
+                _vary(vels, variation, role, pos, n_steps)
             for s in np.nonzero(vels)[0]:
                 if (phrase_end or roll) and s >= fill_from and not kick and not hat_like:
                     continue  # the fill replaces snares/percussion in the last beat
@@ -400,9 +404,10 @@ class Arranger:
         if section == F.BREAKDOWN:
             return plan.section_bar % PHRASE_BARS >= PHRASE_BARS // 2   # a soft answer in its second half
         if section == F.OUTRO:
-            return plan.section_bar < PHRASE_BARS // 2
-        if section == F.GROOVE and plan.section_index > 1:
-            return True                   # from the second groove on, the theme is part of the song
+            return plan.bars_to_next_section > 2
+        if section == F.GROOVE:           # the theme answers in a groove's second phrase (softly when calm);
+            return plan.section_index > 1 or (plan.section_bar // PHRASE_BARS) % 2 == 1 or \
+                energy >= LEAD_ALWAYS_ENERGY  # from the second groove on it is part of the song
         if energy < preset.lead_min_energy:
             return False
         phrase = plan.section_bar // PHRASE_BARS if section else bar // PHRASE_BARS
@@ -473,13 +478,17 @@ class Arranger:
             score.notes.append(Note("lead", int(grid[s]), max(n_len, 1), midi, v, glide))
 
 
-def _vary(vels: np.ndarray, variation: int, kick: bool, backbeat: bool, hat_like: bool, pos: int,
-          n_steps: int) -> None:
+def _vary(vels: np.ndarray, variation: int, role: str, pos: int, n_steps: int) -> None:
     """Apply drum variation ``variation`` (1..DRUM_VARIATIONS-1) to one part's step velocities, in place.
 
-    Every variation touches the kick or the backbeat (always playing), and most also the hats
-    or percussion (which play from some energy on).
+    ``role``: "kick", "snare", "backbeat" (claps, brushes: left as they are), "hat" or "perc".
+    Every variation touches the kick or the snare (always playing), and most also the hats
+    or percussion (which play from some energy on). Ghost claps confuse beat trackers (a clap
+    is a burst of taps), so only snares get ghost notes.
     """
+    kick, hat_like = role == "kick", role == "hat"
+    if role == "backbeat":
+        return
     odd = pos % 2 == 1
     ghost = HIT_VELOCITY["o"]
     ops = {1: ("pickup", "ghosts"), 2: ("ghosts", "hat16"), 3: ("synco", "hatdrop"),
@@ -489,15 +498,15 @@ def _vary(vels: np.ndarray, variation: int, kick: bool, backbeat: bool, hat_like
             vels[n_steps - 2] = max(vels[n_steps - 2], HIT_VELOCITY["x"])
         if "synco" in ops and not odd:                  # a syncopated kick on the "and" of 2
             vels[6] = max(vels[6], ghost + 0.1)
-    elif backbeat:
-        if "ghosts" in ops:                             # ghost snares around the backbeat
-            for s in (7, 9, 15):
+    elif role == "snare":
+        if "ghosts" in ops:                             # soft ghost notes around the backbeat
+            for s in (7, 15):
                 if s < n_steps and vels[s] == 0:
-                    vels[s] = ghost
+                    vels[s] = GHOST_NOTE
     elif hat_like:
         if "hat16" in ops and odd:                      # 16th hats in the last beat
             vels[n_steps - 4:] = np.maximum(vels[n_steps - 4:], ghost)
         if "hatdrop" in ops:                            # the "and" of 1 left out
             vels[2] = 0.0
-    elif "perc" in ops:                                 # percussion shifted by an 8th
+    elif role == "perc" and "perc" in ops:              # percussion shifted by an 8th
         vels[:] = np.roll(vels, 2)

@@ -14,7 +14,8 @@ import asyncio
 import collections
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from .memory import MallocTrimmer, MemoryProbe, process_usage
 from .osc_in import is_loopback_host
 from .pose_feed import PoseFeed
 from .osc import OscReceiver, OscSender, encode_event, encode_status, encode_style, encode_telemetry
-from .recorder import MotionRecorder, WavRecorder
+from .recorder import MotionRecorder, WavRecorder, next_run_paths
 from .stats import InputStats
 from .ws import WebSocketHub
 
@@ -48,6 +49,9 @@ RING_S = 2.0
 STYLE_INTERVAL_S = 0.1
 #: State and telemetry are announced this often (s).
 TELEMETRY_INTERVAL_S = 1.0
+#: A frame stamped further than this (s) ahead of the session clock is refused and counted
+#: (``inputs.motion``: "from the future"): the conductor would otherwise plan that far ahead.
+FRAME_AHEAD_LIMIT_S = 0.25
 #: Timestamps are rounded to microseconds, as the motion recording stores them.
 T_DECIMALS = 6
 
@@ -124,7 +128,7 @@ class LiveSession:
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
-        o = self.options
+        o = self.options = self._fresh_recordings(self.options)
         if o.sync.any:
             self.sync = ShowSync(o.sync, clock=self.clock, now=self.now, sample_rate=self.sr,
                                  latency_s=self._heard_latency, control=self.control,
@@ -187,6 +191,18 @@ class LiveSession:
         if self.probe is not None:
             await self.probe.start()
         log.info("d2m is live: %s", self.describe())
+
+    @staticmethod
+    def _fresh_recordings(o: ServeOptions) -> ServeOptions:
+        """A restarted show never overwrites what the last run recorded: ``show.wav`` -> ``show-run2.wav``."""
+        midi = o.sync.record_midi
+        wav, motion, mid = next_run_paths(o.record, o.record_motion, midi)
+        if (wav, motion, mid) == tuple(Path(p) if p else None for p in (o.record, o.record_motion, midi)):
+            return o
+        log.warning("recordings from an earlier run are kept; this run records to %s",
+                    ", ".join(str(p) for p in (wav, motion, mid) if p is not None))
+        return replace(o, record=str(wav) if wav else None, record_motion=str(motion) if motion else None,
+                       sync=replace(o.sync, record_midi=str(mid) if mid else None))
 
     def describe(self) -> str:
         parts = [f"audio {self.output.name if self.output else '-'}"]
@@ -259,6 +275,11 @@ class LiveSession:
     # -- inputs --------------------------------------------------------------------
     def push_frame(self, frame: SkeletonFrame) -> None:
         """A stamped frame from any source."""
+        ahead = frame.t - self.now()
+        if ahead > FRAME_AHEAD_LIMIT_S:     # e.g. a WebSocket pose with a made-up "t"
+            self.frame_stats.reject("from the future", f"t={frame.t:g} s is {ahead:.3f} s ahead of the "
+                                    f"session clock (at most {FRAME_AHEAD_LIMIT_S:g} s)")
+            return
         frame = frame.quantized()        # what the motion recording stores, so render == live
         self.frame_stats.ok()
         if self.motion_rec is not None:
@@ -306,7 +327,8 @@ class LiveSession:
                         if set_tempo is not None:
                             set_tempo(ev.bpm, None)
                 self._send_ws({"type": "tempo", "bpm": round(ev.bpm, 3),
-                               "confidence": round(ev.confidence, 3), "locked": ev.locked})
+                               "confidence": round(ev.confidence, 3), "locked": ev.locked,
+                               "mode": ev.mode})
             elif isinstance(ev, GenreChanged):
                 self._send_osc(encode_event(ev))
                 self._send_ws({"type": "genre", "genre": ev.genre, "source": ev.source})
@@ -390,6 +412,8 @@ class LiveSession:
         next_tel = 0.0
         while True:
             await asyncio.sleep(STYLE_INTERVAL_S)
+            if self.motion_rec is not None:
+                self.motion_rec.tick()         # quiet moments are on disk within the flush interval too
             st = self.conductor.style.state()
             self._send_osc(encode_style(float(st.energy), float(st.sharpness)))
             self._send_ws({"type": "style", "energy": round(float(st.energy), 4),
@@ -480,7 +504,7 @@ class LiveSession:
             "plans_playing": len(self._playing_plans),
             "loop_lag_samples": len(self._loop_lag), "loop_lag_limit": self._loop_lag.maxlen,
             "ring_frames": self.ring.available, "ring_limit": self.ring.capacity,
-            "tempo_history": len(self.conductor.tracker._history),
+            "tempo_history": len(getattr(self.conductor.tracker, "_history", ())),
             "tone_cache": caches,
             "websocket": self.ws.memory() if self.ws is not None else None,
             "mqtt": {"events_queued": len(mqtt._events), "event_queue_limit": mqtt.event_queue,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from d2m.generator import Generator
 
 BACKENDS = ("synth", "musicgen")
+#: Instrument sets of the synth backend (``--voices``): the numpy band, or GM SoundFont instruments.
+VOICES = ("synth", "soundfont")
 
 
 class BackendUnavailable(RuntimeError):
@@ -12,7 +14,16 @@ class BackendUnavailable(RuntimeError):
 
 
 def make_generator(backend: str, *, sample_rate: int = 48000, seed: int = 0, model: str | None = None,
-                   device: str = "auto", encoders: str | None = None) -> Generator:
+                   device: str = "auto", encoders: str | None = None, voices: str = "synth",
+                   soundfont: str | None = None) -> Generator:
+    if backend == "synth" and voices == "soundfont":
+        from d2m.synth.soundfont import SoundFontGenerator, SoundFontUnavailable
+        try:
+            return SoundFontGenerator(sample_rate=sample_rate, seed=seed, soundfont=soundfont)
+        except SoundFontUnavailable as exc:
+            raise BackendUnavailable(str(exc)) from None
+    if voices not in VOICES:
+        raise BackendUnavailable(f"unknown voices {voices!r}; choose one of: {', '.join(VOICES)}")
     if backend == "synth":
         from d2m.synth import SynthGenerator
         return SynthGenerator(sample_rate=sample_rate, seed=seed)

@@ -242,7 +242,10 @@ class PoseSource:
         self._detect_ms.append((time.perf_counter() - start) * 1000.0)
         self._processed.tick()
         if item.session_t is not None:
-            t = item.session_t
+            # a video's own timeline, but never ahead of the session clock: that clock stops
+            # when the output stalls, and frames from its future would make the conductor
+            # plan ahead of the music (plans piling up over a long show)
+            t = min(item.session_t, self.clock())
         else:  # camera: monotonic capture time mapped onto the session clock
             t = self.clock() - (time.monotonic() - item.mono)
         t = max(t, self._last_t + 1e-6)

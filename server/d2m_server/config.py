@@ -204,7 +204,7 @@ def settings_of(parser: argparse.ArgumentParser) -> tuple[Setting, ...]:
         if action.dest in NOT_SETTINGS or not action.option_strings:
             continue
         flag = max(action.option_strings, key=len)
-        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if isinstance(action, argparse._StoreConstAction):     # store_true, store_false, store_const
             kind = FLAG
         elif isinstance(action, argparse._AppendAction):
             kind = LIST

@@ -55,6 +55,10 @@ HANG_TIMEOUT_S = 60.0
 MAX_CONSECUTIVE_ERRORS = 3
 #: Longest error text kept in status.
 MAX_ERROR_CHARS = 200
+#: Tone cache of the built-in cover synth (samples; the primary synth keeps
+#: ``d2m.synth.voices.MAX_CACHE_SAMPLES``). It only plays now and then, so a cache
+#: as big as the primary's would keep filling for hours: this one is full within minutes.
+COVER_TONE_CACHE_SAMPLES = 1_000_000
 
 #: Why a segment was covered: counted under these names in ``status()["cover_reasons"]``.
 COVER_REASONS = ("busy", "late", "error")
@@ -120,10 +124,13 @@ def _silence(plan: SegmentPlan) -> np.ndarray:
 
 
 def default_cover(sample_rate: int, seed: int = 0) -> SegmentStream:
-    """The built-in synth as the cover generator."""
+    """The built-in synth as the cover generator (with a smaller tone cache: it rarely plays)."""
     from d2m.synth import SynthGenerator
+    from d2m.synth.voices import ToneCache
 
-    return SegmentStream(SynthGenerator(sample_rate=sample_rate, seed=seed))
+    synth = SynthGenerator(sample_rate=sample_rate, seed=seed)
+    synth.tones = ToneCache(COVER_TONE_CACHE_SAMPLES)    # the cache never changes the audio
+    return SegmentStream(synth)
 
 
 class GenerationWorker:

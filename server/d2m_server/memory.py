@@ -16,10 +16,17 @@ find a leak, never in a show::
 
     D2M_MEMORY_PROBE=/tmp/probe.jsonl d2m serve ...
 
-:class:`MallocTrimmer` returns freed heap memory to the operating system
-every :data:`TRIM_INTERVAL_S` (glibc's ``malloc_trim``, run on a worker
-thread); without it glibc keeps freed pages of its arenas resident, which
-shows as a slow RSS creep that is not a leak.
+:func:`configure_malloc` fixes glibc's mmap threshold at
+:data:`MMAP_THRESHOLD_BYTES`. By default glibc raises that threshold each
+time a large block is freed, after which every segment's audio buffer
+(~1 MB, rendered on the generator thread and freed on the event loop) comes
+from the heap arenas instead of its own mapping; interleaved with long-lived
+allocations (the synth's tone cache) the arenas then fragment and RSS creeps
+up for a long time although nothing leaks. With the threshold fixed, large
+buffers are mapped and unmapped whole. :class:`MallocTrimmer` also returns
+freed arena pages to the operating system every :data:`TRIM_INTERVAL_S`
+(``malloc_trim``, on a worker thread), and at most :data:`ARENA_MAX` arenas
+hold it.
 """
 
 from __future__ import annotations
@@ -51,6 +58,15 @@ PROBE_FRAMES = 8
 PROBE_TOP = 25
 #: Seconds between two ``malloc_trim`` calls (0 disables them).
 TRIM_INTERVAL_S = 30.0
+#: Allocations at least this large get their own mapping, returned to the OS when freed
+#: (glibc's default, 128 KiB, but fixed: see :func:`configure_malloc`).
+MMAP_THRESHOLD_BYTES = 128 * 1024
+#: Heap arenas at most (glibc's default is 8 per core): fewer arenas, less memory held
+#: free in each; the server's few threads rarely allocate at the same time.
+ARENA_MAX = 2
+#: glibc mallopt parameter numbers (malloc.h).
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -98,6 +114,35 @@ def process_usage() -> dict:
 
 # ---------------------------------------------------------------------------
 # malloc_trim
+
+def _libc():
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def configure_malloc(mmap_threshold: int = MMAP_THRESHOLD_BYTES, arena_max: int = ARENA_MAX) -> bool:
+    """Fix glibc's mmap threshold and cap its arenas (see the module doc); False where that is
+    not glibc. Call it before the worker threads start (arenas already made stay).
+
+    ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_ARENA_MAX`` in the environment win (glibc reads them at start).
+    """
+    libc = _libc()
+    fn = getattr(libc, "mallopt", None) if libc is not None else None
+    if fn is None:
+        return False
+    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    ok = True
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        ok = bool(fn(_M_MMAP_THRESHOLD, int(mmap_threshold))) and ok
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        ok = bool(fn(_M_ARENA_MAX, int(arena_max))) and ok
+    return ok
+
 
 def _libc_malloc_trim():
     name = ctypes.util.find_library("c")
@@ -161,7 +206,11 @@ class MallocTrimmer:
 # Leak probe
 
 def _type_counts() -> collections.Counter:
-    return collections.Counter(type(o).__name__ for o in gc.get_objects())
+    counts = collections.Counter(map(type, gc.get_objects()))
+    names: collections.Counter = collections.Counter()
+    for kind, n in counts.items():
+        names[kind.__name__] += n
+    return names
 
 
 class MemoryProbe:
@@ -188,7 +237,8 @@ class MemoryProbe:
         return cls(path, sizes=sizes) if path else None
 
     async def start(self) -> None:
-        if not tracemalloc.is_tracing():
+        self._started_tracing = not tracemalloc.is_tracing()
+        if self._started_tracing:
             tracemalloc.start(PROBE_FRAMES)
         self._t0 = time.monotonic()
         log.warning("memory probe on (%s=%s): allocations are traced, the server is slower",
@@ -203,6 +253,9 @@ class MemoryProbe:
                 await task
             except asyncio.CancelledError:
                 pass
+        if getattr(self, "_started_tracing", False):
+            tracemalloc.stop()
+            self._started_tracing = False
 
     async def _run(self) -> None:
         while True:

@@ -11,10 +11,20 @@ which is the playback position), so pulses do not jitter with the event
 loop and follow the audio if it stalls. A message is due when its sample is
 heard: its session time plus the output's latency plus ``--latency``.
 
-Late messages (the plan came late, the machine stalled): clock pulses and
-note-ons more than :data:`MAX_LATE_S` late are dropped and counted (a burst of
-stale pulses would tell receivers a wrong tempo); transport and note-offs are
-always sent.
+The thread reads the audio clock as ``monotonic time + offset``, the offset
+being the largest ``PlaybackClock.now() - time.monotonic()`` seen over the last
+:data:`OFFSET_WINDOW_S`: a late audio block (a busy event loop under the
+paced output, a late sound-card callback) only ever makes the clock read
+*behind* its schedule, so the largest recent offset is the schedule itself,
+and the pulses keep the audio's pace without its block-to-block jitter. A
+stalled output lowers the offset within that window, and the pulses wait
+for the audio.
+
+Late messages: a clock pulse is sent late rather than dropped (receivers
+count pulses for their song position), unless it is more than
+:data:`MAX_LATE_PULSE_S` late (a stall: dropped, counted); a note-on more
+than :data:`MAX_LATE_NOTE_S` late is dropped (counted); transport and
+note-offs are always sent.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import heapq
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -32,8 +43,12 @@ from d2m.midi_clock import CLOCK, STOP, ClockSchedule, Timed
 
 log = logging.getLogger("d2m.midi")
 
-#: Pulses and note-ons later than this (s) are dropped (counted), not sent.
-MAX_LATE_S = 0.02
+#: Clock pulses later than this (s) are dropped (counted); less late ones are sent at once.
+MAX_LATE_PULSE_S = 0.25
+#: Note-ons later than this (s) are dropped (counted).
+MAX_LATE_NOTE_S = 0.05
+#: Window (s) over which the largest audio-clock offset is taken (see the module docstring).
+OFFSET_WINDOW_S = 2.0
 #: The sender thread never sleeps longer than this at once (s): it re-reads the clock.
 MAX_SLEEP_S = 0.05
 #: Within this long (s) of a message's moment the thread sleeps exactly, without re-reading.
@@ -42,6 +57,11 @@ FINAL_SLEEP_S = 0.002
 TIMING_WINDOW = 4096
 #: Messages queued at most (a plan's pulses are ~100; notes a few hundred a bar).
 MAX_QUEUED = 20000
+#: Python's GIL switch interval while MIDI out runs (s; Python's default is 0.005). A waking
+#: sender thread waits for the interpreter lock at most about this long, so it bounds the
+#: pulses' jitter when other threads are busy in Python (process-wide; the server's CPU share
+#: under live load was 17-19 % of a core with it and 16.5-19 % without, benchmarks/midi_clock.py).
+SWITCH_INTERVAL_S = 0.0005
 #: MIDI APIs accepted by --midi-api.
 APIS = ("auto", "alsa", "jack")
 #: Where the ALSA sequencer lives (absent in most containers).
@@ -115,13 +135,18 @@ class MidiSender:
     """
 
     def __init__(self, send, clock, sample_rate: int, *, offset_s=lambda: 0.0,
-                 max_late_s: float = MAX_LATE_S, clock_mono=time.monotonic):
+                 max_late_pulse_s: float = MAX_LATE_PULSE_S, max_late_note_s: float = MAX_LATE_NOTE_S,
+                 offset_window_s: float = OFFSET_WINDOW_S, clock_mono=time.monotonic):
         self._send = send
         self.clock = clock
         self.sample_rate = int(sample_rate)
         self.offset_s = offset_s
-        self.max_late_s = max_late_s
+        self.max_late_pulse_s = max_late_pulse_s
+        self.max_late_note_s = max_late_note_s
+        self.offset_window_s = offset_window_s
         self._mono = clock_mono
+        self._offsets: deque = deque()      # (mono, offset), offsets decreasing: a sliding maximum
+        self.late_pulses = 0                #: pulses sent late (after their moment, within the limit)
         self._heap: list = []
         self._seq = itertools.count()
         self._cv = threading.Condition()
@@ -180,24 +205,39 @@ class MidiSender:
                 sample, order, _, msg = self._heap[0]
                 due = sample / sr + self.offset_s()
                 started = self.clock.position > 0
-                wait = due - self.clock.now() if started else MAX_SLEEP_S
+                wait = due - self.audio_now() if started else MAX_SLEEP_S
                 if wait > FINAL_SLEEP_S:
                     self._cv.wait(min(wait - FINAL_SLEEP_S, MAX_SLEEP_S))
                     continue                       # re-read: a new earlier message, or the clock moved
                 heapq.heappop(self._heap)
             if wait > 0:
                 time.sleep(wait)
-            now = self.clock.now()
+            now = self.audio_now()
             late = now - due
             is_pulse = msg[0] == CLOCK
-            droppable = is_pulse or (msg[0] & 0xF0 == 0x90)
-            if droppable and late > self.max_late_s:
+            limit = self.max_late_pulse_s if is_pulse else (
+                self.max_late_note_s if msg[0] & 0xF0 == 0x90 else None)
+            if limit is not None and late > limit:
                 self.dropped_late += 1
                 continue
             if self._emit(msg) and is_pulse:
                 self.pulses += 1
+                if late > FINAL_SLEEP_S:
+                    self.late_pulses += 1
                 self.errors_s.append(late)
                 self.recent.append((due, now, self._mono(), msg[0]))
+
+    def audio_now(self) -> float:
+        """The audio clock (session time) as ``monotonic + the largest recent offset``."""
+        mono = self._mono()
+        raw = self.clock.now() - mono
+        q = self._offsets
+        while q and q[-1][1] <= raw:
+            q.pop()
+        q.append((mono, raw))
+        while q[0][0] < mono - self.offset_window_s:
+            q.popleft()
+        return mono + q[0][1]
 
     def timing(self) -> dict:
         errs = sorted(abs(e) for e in list(self.errors_s))
@@ -206,12 +246,14 @@ class MidiSender:
 
         def q(p):
             return round(errs[min(len(errs) - 1, int(p * (len(errs) - 1)))] * 1000, 3)
+        worst = sorted(list(self.recent), key=lambda r: abs(r[1] - r[0]))[-3:]
         return {"pulses_measured": len(errs), "abs_error_ms_median": q(0.5), "abs_error_ms_p99": q(0.99),
-                "abs_error_ms_max": q(1.0)}
+                "abs_error_ms_max": q(1.0),
+                "worst": [{"due": round(d, 4), "late_ms": round((n - d) * 1000, 3)} for d, n, _, _ in worst]}
 
     def status(self) -> dict:
         return {"sent": self.sent, "pulses": self.pulses, "queued": self.queued(),
-                "dropped_late": self.dropped_late, "dropped_full": self.dropped_full, "errors": self.errors,
+                "late_pulses": self.late_pulses, "dropped_late": self.dropped_late, "dropped_full": self.dropped_full, "errors": self.errors,
                 "timing": self.timing()}
 
 
@@ -228,6 +270,8 @@ class MidiOut:
         self.notes = notes
         self.schedule = ClockSchedule()
         self.sender = MidiSender(port.send_message, clock, sample_rate, offset_s=offset_s)
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         self.late_scores = 0
         self.clock = clock
         self.sample_rate = int(sample_rate)
@@ -248,6 +292,7 @@ class MidiOut:
         if self.notes:
             final.extend((0xB0 | ch, 123, 0) for ch in sorted(set(CHANNELS.values())))   # all notes off
         self.sender.close(final)
+        sys.setswitchinterval(self._switch_interval)
         try:
             self.port.close_port()
             self.port.delete()

@@ -196,7 +196,8 @@ def event_messages(msg: dict) -> list[Outgoing]:
     if kind == "tempo":
         return [Outgoing("tempo", _num(msg.get("bpm"), 2), 1, True),
                 Outgoing("tempo/confidence", _num(msg.get("confidence")), 1, True),
-                Outgoing("tempo/locked", "1" if msg.get("locked") else "0", 1, True)]
+                Outgoing("tempo/locked", "1" if msg.get("locked") else "0", 1, True),
+                Outgoing("tempo/mode", str(msg.get("mode", "")), 1, True)]
     if kind == "genre":
         return [Outgoing("genre", str(msg.get("genre", "")), 1, True),
                 Outgoing("genre/source", str(msg.get("source", "")), 1, True)]

@@ -27,6 +27,7 @@ EXTRAS: dict[str, tuple[str, str, str]] = {
     "mido": ("midi", "mido", "MIDI"),
     "rtmidi": ("midi", "python-rtmidi", "live MIDI"),
     "aalink": ("link", "aalink", "Ableton Link (--link)"),
+    "tinysoundfont": ("soundfont", "tinysoundfont", "--voices soundfont"),
 }
 
 

@@ -70,7 +70,7 @@ def encode_event(event) -> list[bytes]:
       ``/d2m/bpm`` f, ``/d2m/downbeat`` i (1 on beat 1 else 0),
       ``/d2m/beat/full`` i i f (bar, beat, bpm).
     * :class:`~d2m.events.TempoChanged`: ``/d2m/tempo`` f, ``/d2m/tempo/confidence`` f,
-      ``/d2m/tempo/locked`` i (0/1).
+      ``/d2m/tempo/locked`` i (0/1), ``/d2m/tempo/mode`` s (following / holding / locked / idle).
     * :class:`~d2m.events.GenreChanged`: ``/d2m/genre`` s, ``/d2m/genre/index`` i.
     * :class:`~d2m.events.SegmentPlanned`: ``/d2m/next/bar`` i, ``/d2m/next/bpm`` f,
       ``/d2m/next/genre`` s, ``/d2m/next/kind`` s, ``/d2m/next/time`` f (session s),
@@ -93,6 +93,7 @@ def encode_event(event) -> list[bytes]:
             _message("/d2m/tempo", _f(event.bpm)),
             _message("/d2m/tempo/confidence", _f(event.confidence)),
             _message("/d2m/tempo/locked", _i(1 if event.locked else 0)),
+            _message("/d2m/tempo/mode", _s(event.mode)),
         ]
     if isinstance(event, GenreChanged):
         index = GENRES.index(event.genre) if event.genre in GENRES else -1

@@ -60,6 +60,27 @@ def _open_for_writing(path: Path, mode: str, what: str, buffering: int = WRITE_B
                             f"{exc.strerror or exc}") from None
 
 
+def next_run_paths(*paths: str | os.PathLike | None) -> list[Path | None]:
+    """Paths for a new run's recordings that overwrite nothing already recorded.
+
+    If none of ``paths`` exists yet they are returned as they are. Otherwise
+    (a server restarted after a crash, with the same ``--record`` options)
+    every one gets the first run number ``N`` (from 2) for which no
+    ``<stem>-runN<suffix>`` exists for any of them, so a run's WAV, motion and
+    MIDI files keep matching names: ``show.wav`` -> ``show-run2.wav``. ``None``
+    entries stay ``None``.
+    """
+    given = [Path(p) if p is not None else None for p in paths]
+    if not any(p is not None and p.exists() for p in given):
+        return given
+    n = 2
+    while True:
+        cand = [p.with_name(f"{p.stem}-run{n}{p.suffix}") if p is not None else None for p in given]
+        if not any(c is not None and c.exists() for c in cand):
+            return cand
+        n += 1
+
+
 class WavRecorder:
     """Write float stereo blocks to a WAV file that is valid at every moment.
 

@@ -66,3 +66,23 @@ def test_the_form_is_deterministic_and_bad_energy_does_not_break_it():
     b = _run(energies)
     assert a == b
     assert all(x.section in F.SECTIONS for x in a)
+
+
+def test_the_end_of_the_dance_starts_an_outro_at_once_that_fits_before_the_music_ends():
+    form = SongForm()
+    for _ in range(11):                       # mid-phrase of the groove
+        form.bar(0.4)
+    info = form.bar(0.0, True, ending=3)
+    assert (info.section, info.section_bars, info.next_section) == (F.OUTRO, 3, F.END)
+    assert [form.bar(0.0, True, ending=k).bars_to_next_section for k in (2, 1)] == [2, 1]
+    assert form.bar(0.0, True, ending=1).section == F.END
+    # the dancer is back during an outro: the band comes back on the next bar
+    form = SongForm()
+    for _ in range(11):
+        form.bar(0.4)
+    form.bar(0.0, True, ending=4)
+    assert form.bar(0.4, False).section == F.GROOVE
+    # under an operator's tempo lock nothing ends the song
+    form = SongForm()
+    infos = [form.bar(0.0, True, ending=2, can_end=False) for _ in range(40)]
+    assert not {F.OUTRO, F.END} & {x.section for x in infos}

@@ -122,7 +122,28 @@ def test_conductor_accent_lands_on_the_first_16th_after_detection_plus_margin():
         expected = min(s for s in grid if s >= earliest * SR)
         assert hit.accent_sample == expected
         assert hit.accent_sample / SR - hit.move_t < 0.05 + ACCENT_MARGIN_S + 60 / 120 / 4 + 1e-6
-    assert cond.status()["hits"] == {"sensitivity": 0.5, "hits": len(hits), "accents": len(hits)}
+    st = cond.status()["hits"]
+    assert (st["sensitivity"], st["hits"], st["accents"], st["irregular_frames"]) == (0.5, len(hits), len(hits), 0)
+
+
+def test_frames_stamped_in_a_burst_make_no_hit():
+    """A stall then a burst of frames (a network hiccup) looks like a jump then a stop: not a hit."""
+    from dataclasses import replace
+
+    dancer = SyntheticDancer(tempo=120.0, sharpness=1.0, noise=0.002, seed=6, amplitude=1.5)
+    frames = dancer.frames(12.0)
+    stamped = []
+    for i, f in enumerate(frames):
+        t = f.t
+        if i % 150 in (140, 141, 142, 143, 144, 145):       # held back, then all arrive at once
+            t = frames[i - i % 150 + 145].t + 0.0005 * (i % 150 - 140)
+        stamped.append(replace(f, t=round(t, 6)))
+    det = HitDetector(0.8)
+    found = []
+    for f in stamped:
+        found += det.push(f)
+    assert det.irregular_frames >= 5
+    assert found == []
 
 
 def test_accent_is_in_the_rendered_audio_at_its_sample_and_render_is_deterministic():

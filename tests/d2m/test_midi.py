@@ -25,8 +25,8 @@ SR = 48000
 @pytest.fixture(scope="module")
 def ramp_render():
     """A dancer ramping 112 -> 128 BPM: beats of unequal length, tempo changes every bar."""
-    dancer = SyntheticDancer(tempo=TempoCurve.linear(112.0, 128.0, 4.0, 16.0), seed=5, noise=0.003)
-    return render_motion(dancer.frames(18.0), SynthGenerator(), ConductorConfig(genre="hiphop"))
+    dancer = SyntheticDancer(tempo=TempoCurve.linear(112.0, 128.0, 3.0, 13.0), seed=5, noise=0.003)
+    return render_motion(dancer.frames(14.0), SynthGenerator(), ConductorConfig(genre="hiphop"))
 
 
 def read(data: bytes) -> "mido.MidiFile":

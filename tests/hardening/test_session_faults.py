@@ -133,9 +133,9 @@ class LosingStream:
 
 def test_losing_the_sound_device_keeps_the_streams_going(run, monkeypatch):
     def open_output(spec, ring, clock, *, sample_rate, blocksize=480, latency="low", gain=None,
-                    on_block=None):
+                    on_block=None, mixer=None):
         return SoundDeviceOutput(ring, clock, "stand-in", sample_rate, blocksize, gain=gain,
-                                 on_block=on_block, _stream_factory=LosingStream,
+                                 on_block=on_block, mixer=mixer, _stream_factory=LosingStream,
                                  watchdog_interval_s=0.05, stall_timeout_s=0.3)
 
     monkeypatch.setattr(app_module, "open_output", open_output)

@@ -96,7 +96,7 @@ async def run(mode: str) -> dict:
         peer.enabled = False
     out["beats"] = beats[4:]                 # the first few while the session settles
     out["d2m_exit"] = proc.returncode
-    out["d2m_log_tail"] = (err or "")[-1500:]
+    out["d2m_log_tail"] = (err or "")[-4000:]
     return out
 
 

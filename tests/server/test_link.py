@@ -59,7 +59,8 @@ def test_link_peer_gets_d2m_tempo_and_bar_phase(runs):
     # bar phase (quantum 4): at d2m's beat n of the bar the peer is at phase n - 1. The beat is
     # announced over OSC within a few ms after it plays, so the phase is at most a little past.
     err = np.array([(b["peer_phase"] - (b["beat"] - 1) + 2) % 4 - 2 for b in beats])
-    assert np.median(np.abs(err)) < 0.03 and np.max(np.abs(err)) < 0.1, err
+    # (bounds for correctness on a busy machine: an unaligned phase would be anywhere in -2..2)
+    assert np.median(np.abs(err)) < 0.05 and np.max(np.abs(err)) < 0.25, err
 
 
 def test_link_follow_locks_d2m_to_the_session_tempo(runs):

@@ -176,6 +176,16 @@ class Reader:
         self.inp.set_callback(lambda ev, _: self.messages.append((time.monotonic(), tuple(ev[0]))))
         self.inp.open_port(match[0])
 
+    def wait_connected(self, port, timeout: float = 10.0) -> None:
+        """Send probes (a note-off on channel 16) from ``port`` until they arrive; then forget them."""
+        deadline = time.monotonic() + timeout
+        while not any(m == (0x8F, 0, 0) for _, m in self.messages):
+            assert time.monotonic() < deadline, "the JACK connection never carried a message"
+            port.send_message([0x8F, 0, 0])
+            time.sleep(0.05)
+        time.sleep(0.1)
+        self.messages.clear()
+
     def close(self):
         self.inp.close_port()
         self.inp.delete()
@@ -188,6 +198,7 @@ def test_clock_reaches_a_second_client_through_jack(jack):
     out = MidiOut("clock-test", pc.clock, SR, api="jack", notes=True)
     reader = Reader("clock-test")
     try:
+        reader.wait_connected(out.port)
         base = pc.clock.position + SR // 2
         plans = [SegmentPlan(p.index, p.kind, p.start_sample + base, p.n_samples, SR, p.bar, p.beat_offsets,
                              p.bpm, p.genre) for p in plans_120(bars=2)]
@@ -310,7 +321,44 @@ def test_serve_records_midi_readable_after_kill_9_and_sends_clock_over_jack(tmp_
     i = kinds.index((START,))
     assert kinds[i + 1] == (CLOCK,)
     # 24 pulses per beat at the music's tempo (the demo dances 118 BPM)
-    pulses = [t for t, m in msgs[i:] if m == (CLOCK,)]
-    beat_s = np.diff(pulses[::24])
-    assert 60 / beat_s.mean() == pytest.approx(118, rel=0.06)
+    pulses = np.array([t for t, m in msgs[i:] if m == (CLOCK,)])
+    beat_s = 24 * np.median(np.diff(pulses))
+    assert 60 / beat_s == pytest.approx(118, rel=0.06)
     assert any(m[0] == 0x99 for m in kinds[i:]), "no drum notes on channel 10"
+
+
+def test_midi_out_without_a_midi_system_says_what_to_start(tmp_path):
+    pytest.importorskip("rtmidi", reason="MIDI out needs python-rtmidi: pip install -e '.[midi]'")
+    env = {**os.environ, "JACK_DEFAULT_SERVER": f"absent{uuid.uuid4().hex[:6]}", "JACK_NO_START_SERVER": "1"}
+    r = subprocess.run([sys.executable, "-m", "d2m_server.cli", "serve", "--audio-out", "none", "--no-osc",
+                        "--no-ws", "--duration", "5", "--midi-out", "x", "--midi-api", "jack"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("d2m: cannot open MIDI (jack): no JACK server is running"), r.stderr[-2000:]
+
+
+def test_record_midi_refuses_a_missing_directory_with_a_clear_message(tmp_path):
+    from d2m_server.midi_record import MidiRecorder
+    from d2m_server.recorder import RecorderError
+    with pytest.raises(RecorderError, match="does not exist"):
+        MidiRecorder(tmp_path / "nowhere" / "x.mid", SR)
+    with pytest.raises(RecorderError, match="is a directory"):
+        MidiRecorder(tmp_path, SR)
+
+
+def test_record_midi_file_is_whole_after_each_flush(tmp_path):
+    import mido
+    from d2m_server.midi_record import MidiRecorder
+    rec = MidiRecorder(tmp_path / "r.mid", SR, flush_interval_s=0.0)
+    for p in plans_120(bars=2):
+        rec.add(p, None)
+        deadline = time.monotonic() + 2
+        while rec.writes < p.index + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        mf = mido.MidiFile(tmp_path / "r.mid")          # valid at every moment
+        assert mf.tracks[0].name == "d2m tempo map"
+    rec.close()
+    tempos = [m for m in mido.MidiFile(tmp_path / "r.mid").tracks[0] if m.type == "set_tempo"]
+    assert len(tempos) == 1 + 8 + 1 and all(m.tempo == 500000 for m in tempos)
+    assert rec.status()["errors"] == 0

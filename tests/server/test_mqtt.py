@@ -53,7 +53,7 @@ def test_broker_and_instance_names():
 def test_events_become_topics_and_payloads():
     tempo = event_messages({"type": "tempo", "bpm": 123.456, "confidence": 0.9, "locked": True})
     assert tempo == [Outgoing("tempo", "123.46", 1, True), Outgoing("tempo/confidence", "0.9", 1, True),
-                     Outgoing("tempo/locked", "1", 1, True)]
+                     Outgoing("tempo/locked", "1", 1, True), Outgoing("tempo/mode", "", 1, True)]
     assert event_messages({"type": "genre", "genre": "house", "source": "operator"}) == [
         Outgoing("genre", "house", 1, True), Outgoing("genre/source", "operator", 1, True)]
     assert event_messages({"type": "style", "energy": 0.25, "sharpness": float("nan")}) == [
@@ -328,7 +328,8 @@ def test_doc_and_guides_name_every_topic():
                {"type": "genre", "genre": "pop", "source": "motion"},
                {"type": "style", "energy": 0.1, "sharpness": 0.1},
                {"type": "beat", "bar": 0, "beat": 1, "bpm": 120.0, "time": 0.0},
-               {"type": "segment", "bar": 0}, {"type": "state"}]
+               {"type": "segment", "bar": 0}, {"type": "state"},
+               {"type": "hit", "index": 0, "strength": 1.5, "move_t": 1.0, "accent_time": 1.1, "genre": "pop"}]
     published = {m.topic for ev in samples for m in event_messages(ev)} | {"status", "ack", "error"}
     subscribed = {"control"} | {f"control/{f}" for f in Control.__dataclass_fields__}
     assert published | subscribed == docs, (published | subscribed) ^ docs

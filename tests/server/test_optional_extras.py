@@ -61,6 +61,7 @@ CASES = {
     "mqtt": ("aiomqtt", lambda t: [*SERVE, "--mqtt", "127.0.0.1"], "d2m[mqtt]"),
     "midi": ("rtmidi,mido", lambda t: [*SERVE, "--midi-out", "d2m"], "[midi]"),
     "link": ("aalink", lambda t: [*SERVE, "--link"], "[link]"),
+    "soundfont voices": ("tinysoundfont", lambda t: [*SERVE, "--voices", "soundfont"], "[soundfont]"),
     "render a video": ("cv2", lambda t: ["render", str(CLIP), "-o", str(t / "x.wav")], "[camera]"),
 }
 

@@ -51,6 +51,7 @@ def test_tempo_and_genre_events():
         ("/d2m/tempo", "f", [128.0]),
         ("/d2m/tempo/confidence", "f", [0.75]),
         ("/d2m/tempo/locked", "i", [1]),
+        ("/d2m/tempo/mode", "s", ["idle"]),
     ]
     assert decoded(encode_event(GenreChanged(t=1.0, genre="house", source="motion"))) == [
         ("/d2m/genre", "s", ["house"]),

@@ -237,6 +237,7 @@ class _Dat:
 
 def test_touchdesigner_callbacks_handle_every_event():
     from d2m.events import Beat, GenreChanged, SegmentPlanned, TempoChanged
+    from d2m.hits import Hit, HitDetected
     from d2m.plan import SegmentPlan
     from d2m_server.osc import decode_packet, encode_event, encode_style, encode_telemetry
 
@@ -250,7 +251,8 @@ def test_touchdesigner_callbacks_handle_every_event():
     packets = (encode_event(Beat(sample=96000, time=2.0, bar=2, beat=1, bpm=120.0)) + encode_event(TempoChanged(
         t=1.0, bpm=121.5, confidence=0.8, locked=True)) + encode_event(GenreChanged(t=1.0, genre="krump",
         source="motion")) + encode_event(SegmentPlanned(plan=plan)) + encode_style(0.3, 0.7)
-        + encode_telemetry({"underruns": 2.0, "lookahead_s": 1.25}))
+        + encode_telemetry({"underruns": 2.0, "lookahead_s": 1.25})
+        + encode_event(HitDetected(Hit(t=2.05, move_t=2.0, strength=1.5, accent_sample=100000, genre="house"))))
     addresses = set()
     for packet in packets:
         (m,) = decode_packet(packet)
@@ -265,5 +267,7 @@ def test_touchdesigner_callbacks_handle_every_event():
     assert s["d2m_energy"] == pytest.approx(0.3) and s["d2m_sharpness"] == pytest.approx(0.7)
     assert s["d2m_telemetry_underruns"] == 2.0 and s["d2m_telemetry_lookahead_s"] == 1.25
     assert comp.ops["d2m_hooks"].beats == [(2, 1, pytest.approx(120.0))]
+    assert (s["d2m_hit_index"], s["d2m_hit_genre"]) == (0, "house")
+    assert s["d2m_hit_strength"] == pytest.approx(1.5) and s["d2m_hit_accent_time"] == pytest.approx(100000 / 48000)
     assert comp.ops["d2m_state"].rows["genre"] == "krump"
     compile((REPO / "clients" / "touchdesigner" / "d2m_send.py").read_text(), "d2m_send.py", "exec")

@@ -30,6 +30,11 @@ def register(sub) -> None:
     p.add_argument("--lead", type=float, default=None, help="as d2m serve --lead (must match to reproduce a live run)")
     p.add_argument("--latency", type=float, default=0.0, help="as d2m serve --latency")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--voices", default="synth", choices=("synth", "soundfont"),
+                   help="instruments of the synth backend: the numpy band (default) or General MIDI "
+                        "SoundFont instruments per genre (extra soundfont + fluid-soundfont-gm)")
+    p.add_argument("--soundfont", default=None, metavar="FILE.sf2",
+                   help="SoundFont for --voices soundfont (default: $D2M_SOUNDFONT, else Debian's FluidR3_GM)")
     p.add_argument("--hit-sensitivity", type=float, default=None, metavar="0..1",
                    help="how readily a sharp stop in the motion (stomp, arm snap) is answered by an "
                         "accent on the next 16th note: 0 = off, 1 = the weakest stops (default 0.5); must match the live run to reproduce it")
@@ -86,7 +91,7 @@ def run(args) -> int:
     from d2m.render import render_motion
 
     from ..backends import BackendUnavailable, make_generator
-    from .serve import MUSICGEN_LEAD_S, SYNTH_LEAD_S
+    from .serve import MUSICGEN_LEAD_S, SYNTH_LEAD_S, voice_options
 
     items, _rec = load_items(args.motion, progress=not args.no_progress)
     lead = args.lead if args.lead is not None else (MUSICGEN_LEAD_S if args.backend == "musicgen" else SYNTH_LEAD_S)
@@ -96,7 +101,7 @@ def run(args) -> int:
                               genre=genre, prompt=args.prompt, seed=args.seed,
                               **hit_options(args))
         gen = make_generator(args.backend, sample_rate=cfg.sample_rate, seed=args.seed, model=args.model,
-                             device=args.device, encoders=args.encoders)
+                             device=args.device, encoders=args.encoders, **voice_options(args))
     except (BackendUnavailable, ValueError) as exc:
         print(f"d2m: {exc}", file=sys.stderr)
         return 2

@@ -119,6 +119,11 @@ def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
     p.add_argument("--latency", type=float, default=0.0,
                    help="extra output latency to compensate (s), e.g. a PA system's delay")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--voices", default="synth", choices=("synth", "soundfont"),
+                   help="instruments of the synth backend: the numpy band (default) or General MIDI "
+                        "SoundFont instruments per genre (extra soundfont + fluid-soundfont-gm)")
+    p.add_argument("--soundfont", default=None, metavar="FILE.sf2",
+                   help="SoundFont for --voices soundfont (default: $D2M_SOUNDFONT, else Debian's FluidR3_GM)")
     p.add_argument("--hit-sensitivity", type=float, default=None, metavar="0..1",
                    help="how readily a sharp stop in the motion (stomp, arm snap) is answered by an "
                         "accent on the next 16th note: 0 = off, 1 = the weakest stops (default 0.5)")
@@ -149,6 +154,12 @@ def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
     p.add_argument("--preview", action="store_true", help="show the pose preview (camera/video)")
     p.add_argument("--duration", type=float, default=30.0 if demo else None,
                    help="stop after this many seconds" + (" (default 30)" if demo else " (default: run until Ctrl-C)"))
+
+
+def voice_options(args) -> dict:
+    """``voices``/``soundfont`` for make_generator when ``--voices`` was given."""
+    voices = getattr(args, "voices", None) or "synth"
+    return {} if voices == "synth" else {"voices": voices, "soundfont": getattr(args, "soundfont", None)}
 
 
 def hit_options(args) -> dict:
@@ -232,11 +243,14 @@ def run_live(args, *, demo: bool) -> int:
     from ..backends import BackendUnavailable, make_generator
 
     options = build_options(args, demo=demo)
+    from ..memory import configure_malloc
+    configure_malloc()           # before any worker thread: no slow RSS creep (d2m_server.memory)
     from ..optional import check_serve_extras
     check_serve_extras(args)       # a missing extra: one line naming it, before the warm-up
     try:
         generator = make_generator(args.backend, sample_rate=options.conductor.sample_rate, seed=args.seed,
-                                   model=args.model, device=args.device, encoders=args.encoders)
+                                   model=args.model, device=args.device, encoders=args.encoders,
+                                   **voice_options(args))
         fallback = (make_generator("synth", sample_rate=options.conductor.sample_rate, seed=args.seed)
                     if args.backend != "synth" else None)
     except BackendUnavailable as exc:

@@ -1,0 +1,150 @@
+"""How the music follows a dancer: movement, the band's bounded beat keeper, entrainment."""
+
+import numpy as np
+import pytest
+
+from d2m.conductor import FOLLOWING, HOLDING, IDLE_MODE, Conductor
+from d2m.dancer import STANDING_COCO17, EntrainingTempo, SyntheticDancer
+from d2m.events import SegmentPlanned, beats_of
+from d2m.follow import (JUMP_AFTER_BEATS, MAX_CATCH_UP, MAX_NUDGE, MAX_TEMPO_STEP, STILL_ENDS_MUSIC_S,
+                        BeatKeeper, MovementMeter, Observation)
+from d2m.plan import IDLE, MUSIC
+from d2m.skeleton import SkeletonFrame
+
+RATE = 60.0
+
+
+def _meter_over(poses) -> MovementMeter:
+    m = MovementMeter(RATE)
+    for i, p in enumerate(poses):
+        m.push(i / RATE, p / 0.22)
+    return m
+
+
+def test_sensor_jitter_of_a_still_dancer_is_not_movement():
+    rng = np.random.default_rng(0)
+    m = _meter_over(STANDING_COCO17 + rng.normal(0, 0.003, (180, 17, 2)))
+    assert not m.sustained() and not m.active(3.0)
+
+
+def test_a_hand_dance_with_the_body_still_is_movement():
+    rng = np.random.default_rng(1)
+    poses = np.repeat(STANDING_COCO17[None], 180, axis=0) + rng.normal(0, 0.002, (180, 17, 2))
+    t = np.arange(180) / RATE
+    poses[:, [7, 8, 9, 10], 1] += 0.03 * np.sin(2 * np.pi * 1.0 * t)[:, None]   # only the arms move
+    m = _meter_over(poses)
+    assert m.sustained() and m.active(3.0)
+
+
+def _bar_tempi(beats):
+    return np.diff(beats) if len(beats) > 1 else np.zeros(0)
+
+
+def test_phase_errors_are_nudged_out_by_a_bounded_step_per_beat():
+    keeper = BeatKeeper(0.5)
+    dance = Observation(period=0.5, anchor=0.07, confidence=1.0)   # the dancer is 70 ms later
+    heard, errors = 0.0, []
+    for _ in range(12):
+        beats = keeper.bar(heard, dance)
+        steps = np.abs(np.diff(beats) - keeper.period)
+        departed = abs(keeper.last_error) > 0.12 * 0.5
+        assert np.all(steps <= (MAX_CATCH_UP if departed else MAX_NUDGE) * 0.5 + 1e-9)
+        errors.append(abs(keeper.last_error))
+        heard = beats[-1]
+    assert errors[0] == pytest.approx(0.07, abs=1e-6)
+    assert max(errors[3:]) < 0.02, "the error is worked off within a few bars"
+    assert errors[-1] < 0.01, "and settles (a small overshoot of the tempo term is worked off too)"
+
+
+def test_one_stray_tempo_estimate_moves_the_band_by_at_most_one_step():
+    keeper = BeatKeeper(0.5)
+    heard = keeper.bar(0.0, Observation(0.5, 0.0, 1.0))[-1]
+    before = keeper.period
+    heard = keeper.bar(heard, Observation(0.5 / 1.05, heard, 1.0))[-1]   # 5 % faster, once
+    assert abs(keeper.period / before - 1.0) <= MAX_TEMPO_STEP + 1e-9
+    keeper.bar(heard, Observation(0.5, heard, 1.0))
+    assert keeper.period == pytest.approx(0.5, rel=0.015)
+
+
+def test_a_new_tempo_is_adopted_only_after_it_persists():
+    keeper = BeatKeeper(0.6)                     # 100 BPM
+    new = 60.0 / 140.0
+    heard, bars = 0.0, 0
+    while keeper.period == 0.6 and bars < 10:
+        heard = keeper.bar(heard, Observation(new, heard, 0.9))[-1]
+        bars += 1
+    assert keeper.period == pytest.approx(new)
+    assert bars * 4 >= JUMP_AFTER_BEATS and bars * 4 <= JUMP_AFTER_BEATS + 4, "within about 8 beats"
+
+
+def test_an_unsure_observation_leaves_the_grid_alone():
+    keeper = BeatKeeper(0.5)
+    beats = keeper.bar(1.0, Observation(0.45, 1.2, confidence=0.1))
+    assert np.allclose(np.diff(beats), 0.5) and not keeper.following
+
+
+def _frames_of(dancer, seconds):
+    return dancer.frames(seconds)
+
+
+def test_music_starts_for_a_dancer_whose_beat_is_unclear():
+    # moves a lot, but with no steady beat: a random walk of the arms
+    rng = np.random.default_rng(4)
+    frames, pose = [], STANDING_COCO17.copy()
+    for i in range(int(12 * RATE)):
+        pose = pose + np.where(np.arange(17)[:, None] >= 5, rng.normal(0, 0.004, (17, 2)), 0.0)
+        pose = STANDING_COCO17 + 0.97 * (pose - STANDING_COCO17)
+        j = np.column_stack([pose, np.zeros(17), np.full(17, 0.9)])
+        frames.append(SkeletonFrame.from_values(i / RATE, 0, "coco17", j.reshape(-1)))
+    c = Conductor()
+    events = []
+    for f in frames:
+        events += c.push_frame(f)
+    music = [e.plan for e in events if isinstance(e, SegmentPlanned) and e.plan.kind == MUSIC]
+    assert music and music[0].start_time < 4.0, "music within 4 s of the first movement"
+    assert c.status()["tempo"]["mode"] in (HOLDING, FOLLOWING)
+
+
+def test_a_still_dancer_gets_the_idle_pad_and_a_dancer_who_stops_gets_it_back():
+    still = SyntheticDancer(tempo=120, amplitude=0.0, seed=2, noise=0.003)
+    c = Conductor()
+    events = []
+    for f in still.frames(10.0):
+        events += c.push_frame(f)
+    assert all(e.plan.kind == IDLE for e in events if isinstance(e, SegmentPlanned))
+    assert c.status()["tempo"]["mode"] == IDLE_MODE
+
+    dancer = SyntheticDancer(tempo=110, seed=3, amplitude_points=[(0, 1.0), (15, 1.0), (15.05, 0.0)])
+    c = Conductor()
+    kinds = []
+    for f in dancer.frames(15 + STILL_ENDS_MUSIC_S + 4):
+        kinds += [(e.plan.start_time, e.plan.kind) for e in c.push_frame(f) if isinstance(e, SegmentPlanned)]
+    during = [k for t, k in kinds if 5 < t < 15 + STILL_ENDS_MUSIC_S - 1]
+    after = [k for t, k in kinds if t > 15 + STILL_ENDS_MUSIC_S + 2.5]
+    assert during and all(k == MUSIC for k in during), "a pause keeps the music going for a while"
+    assert after and all(k == IDLE for k in after), "then the idle pad comes back"
+
+
+def test_a_dancer_who_entrains_to_the_music_and_the_music_settle_together():
+    """Closed loop: the dancer hears the music (human reaction delay, timing noise) and entrains
+    to it while the music follows the dancer. Over three minutes neither runs away nor swings."""
+    tempo = EntrainingTempo(104.0, seed=9, noise_s=0.012)
+    dancer = SyntheticDancer(tempo=tempo, seed=9, noise=0.003)
+    c = Conductor()
+    plans = []
+    t, dt = 0.0, 1 / RATE
+    while t < 180.0:
+        for e in c.push_frame(dancer.frame(t)):
+            if isinstance(e, SegmentPlanned):
+                plans.append(e.plan)
+                if e.plan.kind == MUSIC:
+                    tempo.hear(b.time for b in beats_of(e.plan))
+        t += dt
+    music = [p for p in plans if p.kind == MUSIC]
+    late = [p for p in music if p.start_time > 60.0]
+    bpms = np.array([p.bpm for p in late])
+    assert music[0].start_time < 4.0
+    assert np.all(np.abs(bpms / 104.0 - 1.0) < 0.05), "no runaway drift"
+    assert np.std(bpms) / np.mean(bpms) < 0.01, "no oscillation: the bar tempo is steady"
+    asyn = np.abs(np.array(tempo.asynchronies[-60:]))
+    assert np.median(asyn) < 0.04, "the dancer's beats and the music's coincide"
