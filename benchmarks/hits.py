@@ -175,9 +175,18 @@ def analyse(live: dict, sensitivity: float) -> dict:
     from d2m_server.recorder import WavRecorder
 
     rec = parse_recording(live["motion"].read_text().splitlines())
-    stamps = np.array([f.t for f in rec.frames])
-    if len(stamps) != len(live["frames"]):
-        raise RuntimeError(f"{len(live['frames'])} frames sent, {len(stamps)} recorded (lost on loopback?)")
+    # the server's stamp of every frame we sent, matched by content (a datagram may be lost under load)
+    def key(joints, sent: bool) -> bytes:      # OSC carries float32; the recording 6 decimals
+        xy = np.asarray(joints[:, :2], np.float64)
+        return np.round(xy.astype(np.float32).astype(np.float64) if sent else xy, 6).tobytes()
+
+    index = {key(f.joints, True): i for i, f in enumerate(live["frames"])}
+    stamps = np.full(len(live["frames"]), np.nan)
+    for f in rec.frames:
+        i = index.get(key(f.joints, False))
+        if i is not None:
+            stamps[i] = f.t
+    lost = int(np.isnan(stamps).sum())
     items = [(it.t, it.control) if isinstance(it, ControlEntry) else it for it in rec.items]
     audio, sr = sf.read(str(live["wav"]), dtype="int16")
     dur = len(audio) / sr
@@ -199,17 +208,31 @@ def analyse(live: dict, sensitivity: float) -> dict:
 
     marks = live["dancer"].hit_times()
     mark_idx = np.round(marks * FPS).astype(int)
-    mark_session = stamps[mark_idx]                    # the server's stamp of each hit's frame
+    mark_session = stamps[mark_idx]                    # the server's stamp of each hit's frame (NaN: lost)
     full = [(t, a) for t, addr, a in live["osc"] if addr == "/d2m/hit/full"]
     detected = [(t_rx, float(a[2]), float(a[3])) for t_rx, a in full]     # (receipt, move_t, accent_t)
     latencies, quant, osc_delay, answered = [], [], [], []
+    accents = live["status"].get("accents") or {}
+    # the accent's first sample from the recorded audio; if the live audio diverged from the render
+    # (audio rendered late under load, counted in late_ms), from the accent time /d2m/hit announced,
+    # which the mixer plays exactly (it equals the audio onset whenever both are known)
+    from_audio = same
     for k, (ms, i) in enumerate(zip(mark_session, mark_idx)):
-        lo, hi = int(np.ceil(ms * sr)), min(n, int((ms + ANSWER_WINDOW_S) * sr))
-        onset = np.flatnonzero(diff[lo:hi])
-        match = [d for d in detected if abs(d[1] - ms) <= MATCH_S]
-        if onset.size == 0 or not match:
+        if not np.isfinite(ms):
             continue
-        first = (lo + int(onset[0])) / sr
+        match = [d for d in detected if abs(d[1] - ms) <= MATCH_S and d[2] >= 0]
+        if not match:
+            continue
+        if from_audio:
+            lo, hi = int(np.ceil(ms * sr)), min(n, int((ms + ANSWER_WINDOW_S) * sr))
+            onset = np.flatnonzero(diff[lo:hi])
+            if onset.size == 0:
+                continue
+            first = (lo + int(onset[0])) / sr
+        else:
+            first = match[0][2]
+            if first - ms > ANSWER_WINDOW_S:
+                continue
         answered.append(k)
         latencies.append(1000 * (first - ms))
         quant.append(1000 * (match[0][2] - first))           # OSC accent time vs the audio onset
@@ -229,7 +252,7 @@ def analyse(live: dict, sensitivity: float) -> dict:
                    if k not in answered],
         "hits_announced_osc": len(full),
         "false_hits": len(false_hits),
-        "false_hits_after_nearest_mark_s": [round(float(d[1] - mark_session[np.argmin(np.abs(mark_session - d[1]))]), 3)
+        "false_hits_after_nearest_mark_s": [round(float(d[1] - mark_session[np.nanargmin(np.abs(mark_session - d[1]))]), 3)
                                             for d in false_hits],
         "latency_ms": {"median": round(float(np.median(lat)), 1), "p90": round(float(np.percentile(lat, 90)), 1),
                        "min": round(float(lat.min()), 1), "max": round(float(lat.max()), 1)} if lat.size else None,
@@ -240,6 +263,9 @@ def analyse(live: dict, sensitivity: float) -> dict:
         "osc_hit_announced_after_hit_frame_sent_ms": {"median": round(float(np.median(osc_delay)), 1),
                                                       "p90": round(float(np.percentile(osc_delay, 90)), 1)}
         if osc_delay else None,
+        "latency_from": "recorded audio vs render without hits" if from_audio else
+                        "announced accent time (the live audio diverged from the render, see late_ms)",
+        "frames_lost": lost,
         "render_equals_live": same,
         "first_difference_s": None if same else round(float(np.argmax(np.any(audio[:n] != with_hits[:n], axis=1))) / sr, 4),
         "server": {"telemetry": {k: live["status"].get("telemetry", {}).get(k)

@@ -52,13 +52,23 @@ SR = 48000
 PPQN = 24
 
 
+def die_with_parent() -> None:
+    """In the child: get SIGTERM when this process dies (even killed), so no jackd is left behind."""
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def start_jack(period: int) -> tuple[subprocess.Popen, str]:
     if shutil.which("jackd") is None:
         raise RuntimeError("jackd is not installed (Debian jackd2; ./run setup all installs it)")
     name = f"d2mbench{uuid.uuid4().hex[:8]}"
     proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(SR), "-p", str(period)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"})
+                            env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}, preexec_fn=die_with_parent)
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["JACK_NO_START_SERVER"] = "1"
     import rtmidi
@@ -93,6 +103,7 @@ class Reader:
         self.inp.open_port(match[0])
 
     def close(self) -> None:
+        self.inp.cancel_callback()          # no callback may run while the client is torn down
         self.inp.close_port()
         self.inp.delete()
 

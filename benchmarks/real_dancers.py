@@ -294,6 +294,17 @@ def recovery(beats, change_s: float, new_bpm: float, *, run: int = RECOVERY_BEAT
     return out
 
 
+def bar_bpm_share(plans, dance_bpm: float, level: float | None, t0: float, t1: float,
+                  tol: float = SPAN_TOLERANCE) -> float | None:
+    """Share of the music bars starting in ``[t0, t1]`` whose planned tempo (``SegmentPlan.bpm``,
+    which includes the bar's phase correction) is within ``tol`` of the dance tempo at ``level``."""
+    bars = [p.bpm for p in plans if p.kind == "music" and t0 <= p.start_time <= t1]
+    if not bars or level is None:
+        return None
+    target = dance_bpm * level
+    return round(float(np.mean([abs(b / target - 1.0) <= tol for b in bars])), 4)
+
+
 def music_intervals(plans) -> list[tuple[float, float]]:
     return [(p.start_time, p.start_time + p.duration) for p in plans if p.kind == "music"]
 
@@ -645,8 +656,7 @@ def run_case(case: Case, opts: dict) -> dict:
         music_start_s=None if music_start is None else round(music_start - first, 3),
         music_start_audio_s=round(float(heard[0]) - first, 3) if heard.size else None,
         music_share=round(music_share(intervals, first, last), 4),
-        final_bpm=round(float(result.conductor.tracker.estimate.bpm), 2),
-        planned_beats=int(planned.size), heard_beats=int(heard.size))
+        planned_beats=int(planned.size), heard_beats=int(heard.size), **final_tempo(result.conductor))
     if case.kind == "video":
         out.update(one_person=case.one_person, reference_bpm=case.reference_bpm,
                    f_audio=folded_f(heard, case.reference, end_s=last),
@@ -663,6 +673,7 @@ def run_case(case: Case, opts: dict) -> dict:
         else:
             out["audio"] = grid_measures(heard, case.bpm)
             out["plan"] = grid_measures(planned, case.bpm)
+            out["plan"]["bar_bpm_share"] = bar_bpm_share(plans, case.bpm, out["plan"]["level"], first, last)
         if case.kind == "synthetic":
             dance = info["dance_beats"]
             out["f_audio_vs_dance"] = folded_f(heard, dance, start_s=0.0, end_s=last)
@@ -677,6 +688,20 @@ def run_case(case: Case, opts: dict) -> dict:
         d = Path(opts["save_dir"])
         d.mkdir(parents=True, exist_ok=True)
         sf.write(d / f"{case.name}.wav", result.audio, result.sample_rate)
+    return out
+
+
+def final_tempo(conductor) -> dict:
+    """The conductor's tempo status at the end: the music's and the dance's tempo, and (where the
+    tracker reports them) its mode and confidence."""
+    try:
+        tempo = conductor.status().get("tempo", {})
+    except Exception as exc:  # noqa: BLE001 - a status change must not stop the benchmark
+        return {"final_bpm": None, "final_status_error": f"{type(exc).__name__}: {exc}"}
+    out = {"final_bpm": tempo.get("dance_bpm"), "final_music_bpm": tempo.get("bpm")}
+    for key in ("mode", "confidence"):
+        if key in tempo:
+            out[f"final_{key}"] = tempo[key]
     return out
 
 
@@ -725,7 +750,8 @@ def summarise(results: list[dict]) -> dict:
         s["aist_loops_grid_share"] = _target(_median([r["audio"]["grid_share"] for r in loops]), TARGET_GRID_SHARE,
                                              plan=_median([r["plan"]["grid_share"] for r in loops]), sets=len(loops))
         s["aist_loops_span_share"] = _target(_median([r["audio"]["span_share"] for r in loops]), TARGET_SPAN_SHARE,
-                                             plan=_median([r["plan"]["span_share"] for r in loops]), sets=len(loops))
+                                             plan=_median([r["plan"]["span_share"] for r in loops]), sets=len(loops),
+                                             plan_bar_bpm=_median([r["plan"].get("bar_bpm_share") for r in loops]))
         s["aist_loops_music_start_s"] = _median([r["music_start_s"] for r in loops])
     if slices:
         s["aist_files_music_start_s"] = {r["name"]: r["music_start_s"] for r in slices}
@@ -734,6 +760,7 @@ def summarise(results: list[dict]) -> dict:
         s["synthetic_span_share"] = _target(_median([r["audio"]["span_share"] for r in synth]),
                                             TARGET_SYNTH_SPAN_SHARE,
                                             plan=_median([r["plan"]["span_share"] for r in synth]),
+                                            plan_bar_bpm=_median([r["plan"].get("bar_bpm_share") for r in synth]),
                                             worst=min(((r["audio"]["span_share"] or 0.0, r["name"]) for r in synth))[1],
                                             sets=len(synth))
         s["synthetic_grid_share"] = {"value": _median([r["audio"]["grid_share"] for r in synth]),
@@ -804,7 +831,7 @@ def markdown(res: dict) -> str:
             fa, fp = r["f_audio"], r["f_plan"]
             f = f"{fa['f']:.2f} / {fp['f']:.2f} ({fa['level']})"
             grid = spans = "–"
-            tempo = f"{_num(r['reference_bpm'], 0)} → {r['final_bpm']:.0f}"
+            tempo = f"{_num(r['reference_bpm'], 0)} → {_num(r['final_bpm'], 0)}"
         else:
             a, p = r["audio"], r["plan"]
             if r["set"] == "aist_splice":
@@ -814,7 +841,7 @@ def markdown(res: dict) -> str:
                 f = f"{r['f_audio_vs_dance']['f']:.2f} / {r['f_plan_vs_dance']['f']:.2f} (vs dance)"
             grid = f"{_pct(a['grid_share'])} / {_pct(p['grid_share'])}"
             spans = f"{_pct(a['span_share'])} / {_pct(p['span_share'])}"
-            tempo = f"{r['tempo_bpm']:.0f} → {r['final_bpm']:.0f}"
+            tempo = f"{r['tempo_bpm']:.0f} → {_num(r['final_bpm'], 0)}"
         name = r["name"] + ("" if r.get("one_person", True) else " (group)")
         per.append(f"| {name} | {start} | {_pct(r['music_share'])} | {r['bars']} | {f} | {grid} | {spans} | {tempo} |")
     meta = res.get("meta", {})

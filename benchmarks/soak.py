@@ -532,7 +532,6 @@ def summarise(load: Load, args, warmup: float, video: tuple, extra: dict, comple
     ys = [p["rss_mb"] for p in warm if p["rss_mb"] is not None]
     half = [(t, y) for t, y in zip(ts, ys) if t >= (ts[0] + ts[-1]) / 2] if ts else []
     hours = max((last["t"] - first["t"]) / 3600.0, 1e-9)
-    every = max(1, round(LIST_EVERY_S / args.poll))
     sizes = {k: v for k, v in last["memory"].items()
              if k not in ("rss_mb", "fds", "threads", "os_threads", "tasks")}
     gen = last["generator"]
@@ -549,7 +548,7 @@ def summarise(load: Load, args, warmup: float, video: tuple, extra: dict, comple
             "slope_per_hour_after_warmup": _r(slope_per_hour(ts, ys)),
             "slope_per_hour_last_half": _r(slope_per_hour([t for t, _ in half], [y for _, y in half])),
             "rss_first_sample": round(polls[0]["rss_mb"], 1),
-            "rss_every_minute": [[round(p["t"]), round(p["rss_mb"], 1)] for p in polls[::every]],
+            "rss_every_minute": _every(polls, LIST_EVERY_S),
         },
         "fds": _count_summary(warm, "fds"), "tasks": _count_summary(warm, "tasks"),
         "threads": _count_summary(warm, "threads"), "os_threads": _count_summary(warm, "os_threads"),
@@ -560,6 +559,7 @@ def summarise(load: Load, args, warmup: float, video: tuple, extra: dict, comple
             "p99_median_window": round(statistics.median(p99s), 3),
             "p99_worst_window": round(max(p99s), 3),
             "max": round(max(p["telemetry"]["loop_lag_ms_max"] for p in polls), 3),
+            "max_seen_at_s": round(max(polls, key=lambda p: p["telemetry"]["loop_lag_ms_max"])["t"], 1),
         },
         "generator": {"late_ms": tel["late_ms"],
                       **{k: gen.get(k) for k in ("segments", "late_segments", "fallback_segments", "errors",
@@ -585,6 +585,16 @@ def summarise(load: Load, args, warmup: float, video: tuple, extra: dict, comple
     }
 
 
+def _every(polls: list[dict], step: float) -> list[list[float]]:
+    """``[t, rss_mb]`` of the first poll in each ``step`` seconds."""
+    out, next_t = [], -1.0
+    for p in polls:
+        if p["t"] >= next_t and p["rss_mb"] is not None:
+            out.append([round(p["t"]), round(p["rss_mb"], 1)])
+            next_t = p["t"] + step
+    return out
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
@@ -606,6 +616,8 @@ def check_recordings(tmp: Path) -> dict:
         out["motion_lines"] = len(rec.items)
         out["motion_last_t"] = round(frames[-1].t, 1) if frames else None
         out["motion_errors"] = len(rec.errors)
+        if rec.errors:
+            out["motion_first_error"] = rec.errors[0][1][:160]
     except Exception as exc:  # noqa: BLE001
         out["motion_error"] = repr(exc)
     return out

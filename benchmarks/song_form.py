@@ -18,7 +18,8 @@ Three parts:
   changes of the played genre per minute, and whether any landed mid-phrase;
   against the raw estimate's changes per bar (what played before the hold).
 
-    python benchmarks/song_form.py [--minutes 5] [--genre house] [--plot song_form.png] [--parts steady,rise_fall,genre_auto]
+    python benchmarks/song_form.py [--minutes 5] [--genre house] [--plot song_form.png]
+                                   [--wav steady.wav] [--parts steady,rise_fall,genre_auto]
 """
 
 from __future__ import annotations
@@ -105,7 +106,11 @@ def identical_phrases(feats: list[np.ndarray]) -> tuple[list[int], int]:
 
 
 def steady(args) -> dict:
-    import pyloudnorm
+    try:
+        import pyloudnorm
+    except ImportError:
+        raise SystemExit("song_form.py measures loudness with pyloudnorm: pip install -e '.[test]' "
+                         "(or pip install pyloudnorm)") from None
     seconds = args.minutes * 60.0
     frames = SyntheticDancer(tempo=120.0, seed=11).frames(seconds)
     res = render_motion(frames, SynthGenerator(SAMPLE_RATE), ConductorConfig(genre=args.genre), tail_s=0.0)
@@ -185,14 +190,11 @@ def _plot(path: str, audio: np.ndarray, bars, meter) -> None:
 def _conduct(frames, config: ConductorConfig):
     c = Conductor(config)
     plans, genre_events = [], []
-    for ev in c.advance(0.0):
-        pass
-    for f in frames:
-        for ev in c.push_frame(f):
-            if isinstance(ev, SegmentPlanned):
-                plans.append(ev.plan)
-            elif isinstance(ev, GenreChanged):
-                genre_events.append(ev)
+    for ev in [e for f in frames for e in c.push_frame(f)]:
+        if isinstance(ev, SegmentPlanned):
+            plans.append(ev.plan)
+        elif isinstance(ev, GenreChanged):
+            genre_events.append(ev)
     return plans, genre_events
 
 
@@ -238,7 +240,7 @@ def _looped_real(minutes: float):
     while k * period < minutes * 60.0:
         for f in frames:
             t = f.t - t0 + k * period
-            if t - (f.t - t0) >= 0 and f.t - t0 < period:
+            if f.t - t0 < period:
                 out.append(dataclasses.replace(f, t=t))
         k += 1
     return out

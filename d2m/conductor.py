@@ -43,6 +43,9 @@ HOLDING = "holding"       # music plays on its own grid: no clear beat at the mo
 LOCKED = "locked"         # the operator holds the tempo
 IDLE_MODE = "idle"        # no dancer (or a still one): the idle pad, or silence when stopped
 MODES = (FOLLOWING, HOLDING, LOCKED, IDLE_MODE)
+#: Music that starts before the tracker has a beat grid takes the window's tempo only when its
+#: rhythm strength (d2m.motion.rhythm_estimate) is at least this; else ConductorConfig.initial_bpm.
+START_RHYTHM_STRENGTH = 0.12
 #: Tempo changes smaller than this are not announced (BPM).
 ANNOUNCE_BPM_STEP = 0.1
 
@@ -238,8 +241,11 @@ class Conductor:
             if obs is not None and obs.confidence >= MIN_FOLLOW_CONFIDENCE:
                 period = obs.period
             else:
+                # no beat grid yet: the window's tempo if its rhythm is at least faintly there,
+                # else the operator's starting tempo (a weak autocorrelation drifts to the range's ends)
                 obs = None
-                period = 60.0 / (self.tracker.coarse_bpm or self.config.initial_bpm)
+                coarse = self.tracker.coarse_bpm if self.tracker.strength >= START_RHYTHM_STRENGTH else None
+                period = 60.0 / (coarse or self.config.initial_bpm)
             self.keeper = BeatKeeper(period, self.config.beats_per_bar)
             self._keeper_adopted = est.locked
             self.in_music = True

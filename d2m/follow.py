@@ -77,6 +77,12 @@ MIN_PHASE_PEAKS = 4
 #: Share of the (weighted) motion beats near the measured phase below which they say
 #: nothing about the phase (they are spread all over the beat).
 MIN_COHERENCE = 0.15
+#: At this coherence the phase measure is clear: within PHASE_LED_BAND of the band's tempo, the
+#: tempo then follows the phase measure alone (a PLL), not the tracker's noisier tempo estimate.
+#: Below UNCLEAR_COHERENCE the tracker's tempo estimate steers the tempo alone; in between, both.
+CLEAR_COHERENCE = 0.65
+UNCLEAR_COHERENCE = 0.45
+PHASE_LED_BAND = 0.03
 #: Heard music beats kept for the phase measure.
 BEAT_HISTORY = 32
 #: Width of a motion beat's vote in the phase measure (fraction of a beat).
@@ -246,6 +252,13 @@ class BeatKeeper:
             self.last_error = 0.0
             return [heard + k * self.period for k in range(n + 1)]
         w = min(1.0, (obs.confidence - MIN_FOLLOW_CONFIDENCE) / (1.0 - MIN_FOLLOW_CONFIDENCE) * 2.0)
+        # the phase detector first: where it is clear, it also steers the tempo (below), and the
+        # tracker's tempo estimate (noisier, often a little off) is needed only for larger changes
+        measured = None
+        if peaks is not None and heights is not None and not self._snap:
+            measured = self.phase_error(heard, peaks, heights, obs.period)
+            self.coherence = measured[1]
+        clear = min(1.0, max(0.0, (self.coherence - UNCLEAR_COHERENCE) / (CLEAR_COHERENCE - UNCLEAR_COHERENCE)))
         dance = self._fold(obs.period)
         rel = dance / self.period - 1.0
         jumped = False
@@ -262,9 +275,9 @@ class BeatKeeper:
                 self._candidate = (dance, n)
         else:
             self._candidate = None
-            # a difference on the same side bar after bar (a ramp) is followed faster
+            trust = 1.0 - clear if abs(rel) <= PHASE_LED_BAND else 1.0
             if abs(rel) > TEMPO_DEADBAND:
-                step = float(np.clip(TEMPO_GAIN * w * rel, -MAX_TEMPO_STEP, MAX_TEMPO_STEP))
+                step = float(np.clip(TEMPO_GAIN * w * trust * rel, -MAX_TEMPO_STEP, MAX_TEMPO_STEP))
                 self.period *= 1.0 + step
         P = self.period
         # phase: the dance beat nearest this bar line, at the music's level
@@ -276,11 +289,10 @@ class BeatKeeper:
         m = min(P, obs.period)
         err = (err + m / 2) % m - m / 2
         self.following = True
-        if peaks is not None and heights is not None and not (jumped or self._snap):
+        if measured is not None and not jumped:
             # the phase from the motion beats against the band's own beats: steadier than the
             # tracker's latest fit, which re-anchors on whichever hit came last
-            perr, self.coherence = self.phase_error(heard, peaks, heights, obs.period)
-            err = perr
+            err = measured[0]
             w = min(w, max(0.0, (self.coherence - MIN_COHERENCE) / (1.0 - MIN_COHERENCE) * 2.0))
         previous, self.last_error = self.last_error, err
         if jumped or self._snap:

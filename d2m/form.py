@@ -18,20 +18,22 @@ Sections (all but the outro and ``end`` last a whole number of 8-bar phrases, 8-
 How the dancer steers it. The form compares the bar's energy (the plan's
 ``energy``, a 4 s window) with a slow baseline of the dancer's own energy
 (an exponential mean over :data:`BASELINE_BARS` bars), so a calm dancer and a
-wild one both get a whole song. ``drive = energy / baseline``:
+wild one both get a whole song. ``drive = energy / baseline`` (the mean
+energy of the last :data:`SMOOTH_BARS` bars). The form also keeps the range of
+energies the dancer has shown (fast attack, slow decay over :data:`RANGE_BARS`);
+once that range is wide, energy in its top :data:`RANGE_HIGH` counts as rising
+and in its bottom :data:`RANGE_LOW` as falling, so sustained high energy keeps
+its peak although the baseline catches up with it.
 
-The form also keeps the range of energies the dancer has shown (fast attack,
-slow decay over :data:`RANGE_BARS`); once that range is wide, energy in its top
-:data:`RANGE_HIGH` counts as rising and in its bottom :data:`RANGE_LOW` as
-falling, so sustained high energy keeps its peak:
-
-* ``drive >= RISE_DRIVE`` (or energy at least :data:`HIGH_ENERGY`): rising.
+* ``drive >= RISE_DRIVE`` (or energy at least :data:`HIGH_ENERGY`, or the top
+  of the range): rising.
   A groove, intro or breakdown goes to a build, a build to the peak, and a
   peak is extended (up to :data:`MAX_SECTION_BARS`) instead of breaking down.
-* ``drive <= FALL_DRIVE``: falling. Anything but an outro goes to a breakdown.
+* ``drive <= FALL_DRIVE`` (or the bottom of the range): falling. A build
+  fizzles into a groove; anything else but an outro goes to a breakdown.
 * the beat tracker says the dancer is still (or the energy drops below
-  :data:`STILL_ENERGY` and :data:`STILL_RATIO` of the baseline): an outro, then ``end``; when the
-  dancer moves again, an intro on the next bar.
+  :data:`STILL_ENERGY` and :data:`STILL_RATIO` of the baseline): an outro, then
+  ``end``; when the dancer moves again, an intro on the next bar.
 * otherwise the form follows its own arc: intro 8 → groove 16 → build 8 →
   peak 16 → breakdown 8 → groove 16 → build 8 → ... A groove leads to a build
   only when the energy holds (``drive > FALL_DRIVE``): the peak is earned.

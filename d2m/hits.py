@@ -70,13 +70,21 @@ RELATIVE_DROP = 1.0
 #: Window (s) and percentile of the recent fast-joint speed the threshold scales with.
 REFERENCE_WINDOW_S = 3.0
 REFERENCE_PERCENTILE = 75.0
-#: Frames stamped closer together than BURST_RATIO times the usual interval (a burst after
-#: a network or event-loop stall), or further apart than STALL_RATIO times it, make the
-#: speeds around them unreliable: no hit is detected from grid steps their motion touches.
+#: Arrival stamps jitter (a network or event-loop stall delays frames, which then arrive in
+#: a burst), and speeds computed from them would show a jump and a stop that never happened.
+#: So the detector places frames on its own smoothed timeline: each frame one usual interval
+#: (the median of the last INTERVAL_HISTORY) after the previous one, pulled CATCH_UP of the
+#: way towards its stamp; a stamp further than RESYNC_S from that prediction restarts the
+#: timeline there, and no hit is taken from the grid steps around it.
+INTERVAL_HISTORY = 31
+CATCH_UP = 0.1
+RESYNC_S = 0.1
+#: ... a frame never moves less than this fraction of the usual interval on that timeline.
+MIN_STEP = 0.25
+#: Frames stamped closer than BURST_RATIO, or further apart than STALL_RATIO, times the usual
+#: interval are counted as irregular (status ``hits.irregular_frames``).
 BURST_RATIO = 0.35
 STALL_RATIO = 2.5
-#: Frame intervals the usual one is the median of.
-INTERVAL_HISTORY = 31
 #: No second hit within this long after one (s).
 REFRACTORY_S = 0.25
 #: Threshold scale at sensitivity 1 (most sensitive) and towards 0 (least).
@@ -171,7 +179,9 @@ class HitDetector:
         self._last_frame_t: float | None = None
         self._intervals: deque[float] = deque(maxlen=INTERVAL_HISTORY)
         self._unreliable_until = -math.inf
+        self._ts: float | None = None     # the smoothed timeline's latest frame time
         self.irregular_frames = 0         #: frames stamped in a burst or after a stall
+        self.resyncs = 0                  #: times the smoothed timeline restarted at a stamp
 
     def push(self, frame: SkeletonFrame) -> list[tuple[float, float, float]]:
         """Add one frame; returns ``(t, move_t, strength)`` for every hit it shows."""
@@ -187,11 +197,11 @@ class HitDetector:
                 dt = max(0.0, frame.t - (self._torso_t if self._torso_t is not None else frame.t))
                 self._torso += (1.0 - math.exp(-dt / TORSO_TIME_CONSTANT_S)) * (tl - self._torso)
             self._torso_t = frame.t
-        self._check_interval(frame.t)
+        ts = self._motion_time(frame.t)
         scale = self._torso or DEFAULT_TORSO
         xy = np.where(ok[:, None], j[:, 0:2], np.nan) / scale
         out = []
-        for k, pose, after_gap in self._grid.push(frame.t, xy):
+        for k, pose, after_gap in self._grid.push(ts, xy):
             if after_gap:                  # no motion is measured across a gap
                 self._poses.clear()
             hit = self._step(k, pose)
@@ -199,19 +209,30 @@ class HitDetector:
                 out.append((frame.t, hit[0], hit[1]))
         return out
 
-    def _check_interval(self, t: float) -> None:
+    def _motion_time(self, t: float) -> float:
+        """The frame's time on the detector's smoothed timeline (see :data:`CATCH_UP`)."""
         last, self._last_frame_t = self._last_frame_t, t
-        if last is None or t <= last:
-            return
-        dt = t - last
-        if len(self._intervals) >= 5:
+        prev = self._ts
+        if last is None or prev is None or len(self._intervals) < 5:
+            ts = t
+        else:
             ordered = sorted(self._intervals)
             usual = ordered[len(ordered) // 2]
+            dt = t - last
             if dt < BURST_RATIO * usual or dt > STALL_RATIO * usual:
                 self.irregular_frames += 1
+            err = t - (prev + usual)
+            if abs(err) > RESYNC_S:
+                ts = t
+                self.resyncs += 1
                 # the grid steps interpolated up to this frame and the window after it
                 self._unreliable_until = t + (MOVE_FRAMES + STOP_FRAMES + 1) / self.rate
-        self._intervals.append(dt)
+            else:
+                ts = max(prev + usual + CATCH_UP * err, prev + MIN_STEP * usual)
+        if last is not None and t > last:
+            self._intervals.append(t - last)
+        self._ts = ts
+        return ts
 
     def _step(self, k: int, pose: np.ndarray) -> tuple[float, float] | None:
         self._poses.append(pose)
@@ -339,7 +360,7 @@ class HitTracker:
 
     def status(self) -> dict:
         return {"sensitivity": self.detector.sensitivity, "hits": self.count, "accents": self.accents,
-                "irregular_frames": self.detector.irregular_frames}
+                "irregular_frames": self.detector.irregular_frames, "resyncs": self.detector.resyncs}
 
 
 #: Most accents waiting to play or playing at once (older ones are dropped, counted).

@@ -360,11 +360,12 @@ class Arranger:
         elif pickup and variation:      # a short pickup halfway through the phrase
             for k in (n_steps - 2, n_steps - 1):
                 score.hits.append(Hit(preset.fill_sound, int(grid[k]), 0.5 * drive, 0.0))
-        first_of_phrase = (pos == 0 and bar > 0) if not section else (plan.section_bar == 0 and section != F.INTRO)
+        first_of_phrase = pos == 0 and (bar > 0 if not section else section != F.INTRO)
         peak_start = section == F.PEAK and plan.section_bar % PHRASE_BARS == 0
         if (energy >= FILL_MIN_ENERGY or peak_start) and (after_break or first_of_phrase or peak_start):
             if section != F.BREAKDOWN:
-                score.hits.append(Hit(preset.crash_sound, int(grid[0]), 0.25 + 0.3 * max(energy, 0.6 * peak_start), 0.3))
+                level = 0.25 + 0.3 * max(energy, 0.6 * peak_start)
+                score.hits.append(Hit(preset.crash_sound, int(grid[0]), level, 0.3))
 
     def _bass(self, score, preset, grid, n_steps, bar, energy, chord, next_chord, gate):
         root = bass_root(preset.key, chord, preset.bass_low)

@@ -1,8 +1,8 @@
 """Live MIDI out: clock, transport and (optionally) the band's notes on a MIDI port.
 
 ``d2m serve --midi-out NAME`` opens a virtual output port called ``NAME``
-(or, with ``--midi-connect``, the existing output port whose name contains
-``NAME``) through python-rtmidi (the ``midi`` extra): ALSA's sequencer where
+(or, with ``--midi-connect``, connects to the existing port -- a device,
+another program's input -- whose name contains ``NAME``) through python-rtmidi (the ``midi`` extra): ALSA's sequencer where
 the kernel offers it (``/dev/snd/seq``), else a running JACK server. What is
 sent and when is computed in the core (:mod:`d2m.midi_clock`) from the
 plans; :class:`MidiSender` sends each message from a dedicated thread that
@@ -115,7 +115,7 @@ def open_output(name: str, *, api: str = "auto", connect: bool = False, client: 
             match = [i for i, p in enumerate(ports) if name.lower() in p.lower()]
             if not match:
                 out.delete()
-                raise MidiUnavailable(f"no MIDI output port contains {name!r}; ports: "
+                raise MidiUnavailable(f"no MIDI port contains {name!r}; ports: "
                                       + (", ".join(ports) or "none"))
             out.open_port(match[0], name)
         else:

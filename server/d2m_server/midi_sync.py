@@ -25,7 +25,7 @@ class SyncOptions:
     record_midi: str | None = None     #: write the score as a MIDI file (readable after a kill)
     midi_out: str | None = None        #: MIDI output port name (virtual unless midi_connect)
     midi_api: str = "auto"             #: auto | alsa | jack
-    midi_connect: bool = False         #: open the existing port whose name contains midi_out
+    midi_connect: bool = False         #: connect to the existing port whose name contains midi_out
     midi_notes: bool = False           #: also send the band's notes (not only clock + transport)
     link: bool = False                 #: lead an Ableton Link session (tempo, bar phase, quantum 4)
     link_follow: bool = False          #: follow a Link session's tempo (tempo lock)

@@ -123,11 +123,11 @@ def test_conductor_accent_lands_on_the_first_16th_after_detection_plus_margin():
         assert hit.accent_sample == expected
         assert hit.accent_sample / SR - hit.move_t < 0.05 + ACCENT_MARGIN_S + 60 / 120 / 4 + 1e-6
     st = cond.status()["hits"]
-    assert (st["sensitivity"], st["hits"], st["accents"], st["irregular_frames"]) == (0.5, len(hits), len(hits), 0)
+    assert (st["sensitivity"], st["hits"], st["accents"], st["irregular_frames"], st["resyncs"]) == (0.5, len(hits), len(hits), 0, 0)
 
 
 def test_frames_stamped_in_a_burst_make_no_hit():
-    """A stall then a burst of frames (a network hiccup) looks like a jump then a stop: not a hit."""
+    """A stall then a burst of frames (a network hiccup) would look like a jump then a stop: not a hit."""
     from dataclasses import replace
 
     dancer = SyntheticDancer(tempo=120.0, sharpness=1.0, noise=0.002, seed=6, amplitude=1.5)

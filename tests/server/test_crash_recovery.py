@@ -5,7 +5,8 @@ recordings on disk. After SIGKILL (no clean-up of any kind can run) the WAV,
 the motion JSONL and the MIDI file are readable up to the last flush (at most
 :data:`d2m_server.recorder.FLUSH_INTERVAL_S` before the kill). The same command
 started again comes back (goes live) quickly, records to new files
-(``show-run2.*``) and leaves the crashed run's recordings as they were.
+(``show-run2.*``) and leaves the crashed run's recordings as they were. How
+quickly it comes back is measured by ``benchmarks/crash_restart.py``.
 """
 
 from __future__ import annotations
@@ -33,11 +34,9 @@ from tests.hardening.osc_fuzz import message, osc_string
 from tests.ports import free_tcp_port, free_udp_port
 
 REPO = Path(__file__).resolve().parents[2]
-#: First start: imports and the numba warm-up (compiled once per machine, then cached).
-FIRST_START_TIMEOUT_S = 120.0
-#: A restarted server must be live again within this (s). Measured on the two-core
-#: development machine: see the test's printed figure; the limit leaves room for a loaded CI box.
-RESTART_LIMIT_S = 30.0
+#: A start (imports, the numba warm-up) that takes longer than this is a hang, not slowness.
+#: How fast a restart is, is measured by benchmarks/crash_restart.py, not asserted here.
+START_TIMEOUT_S = 120.0
 #: Seconds of dancing before the kill.
 DANCE_S = 8.0
 #: Recorded data may end this much before the kill (flush interval plus one audio block and slack).
@@ -120,7 +119,7 @@ def test_kill_9_keeps_the_recordings_and_a_restart_comes_back(tmp_path):
     first = Server(cmd)
     second = None
     try:
-        first.wait_live(FIRST_START_TIMEOUT_S)
+        first.wait_live(START_TIMEOUT_S)
         dancer = SyntheticDancer(tempo=TempoCurve.constant(120.0), seed=3)
         t0 = time.monotonic()
         k = 0
@@ -158,9 +157,7 @@ def test_kill_9_keeps_the_recordings_and_a_restart_comes_back(tmp_path):
 
         # -- the same command again ------------------------------------------------------
         second = Server(cmd)
-        back_after = second.wait_live(RESTART_LIMIT_S)
-        print(f"restarted server live after {back_after:.2f} s")
-        assert back_after <= RESTART_LIMIT_S
+        second.wait_live(START_TIMEOUT_S)              # the ports are free again at once
         st = status(sock, osc_port)                       # same OSC port, answering
         assert st["recording"]["path"] == str(tmp_path / "show-run2.wav")
         for k in range(30):

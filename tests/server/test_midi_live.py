@@ -116,6 +116,15 @@ def test_sender_waits_for_playback_to_start():
 
 # -- JACK ---------------------------------------------------------------------------------
 
+def die_with_parent() -> None:
+    """In the child: SIGTERM when the test process dies, so no jackd outlives a killed run."""
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 @pytest.fixture
 def jack():
     """A private JACK server on the dummy backend; yields its name (JACK_DEFAULT_SERVER)."""
@@ -126,7 +135,8 @@ def jack():
     name = f"d2mtest{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
     proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(SR), "-p", "128"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            preexec_fn=die_with_parent)
     old = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["JACK_NO_START_SERVER"] = "1"
@@ -187,6 +197,7 @@ class Reader:
         self.messages.clear()
 
     def close(self):
+        self.inp.cancel_callback()          # no callback may run while the client is torn down
         self.inp.close_port()
         self.inp.delete()
 
@@ -217,11 +228,17 @@ def test_clock_reaches_a_second_client_through_jack(jack):
         out.close()
         pc.stop()
     msgs = [m for _, m in reader.messages]
-    assert msgs.count((START,)) == 1 and msgs.count((STOP,)) >= 1
+    # JACK repeats a port's last events when a client misses its cycle (a starved machine), so
+    # the reader may see a message twice; d2m's own schedule sends one Start (tests/d2m/test_midi.py)
+    assert msgs.count((START,)) >= 1 and msgs.count((STOP,)) >= 1
     i = msgs.index((START,))
-    assert msgs[i + 1] == (CLOCK,)                         # Start right before the bar's first pulse
+    assert next(m for m in msgs[i:] if m != (START,)) == (CLOCK,)   # Start right before the bar's first pulse
     clocks = [t for t, m in reader.messages if m == (CLOCK,)]
-    assert len(clocks) + out.sender.dropped_late == 24 + 2 * 96 + 24    # a pulse is sent or counted
+    # every pulse is sent or counted as dropped
+    assert out.sender.pulses + out.sender.dropped_late == 24 + 2 * 96 + 24, out.sender.status()
+    # JACK's dummy backend can lose or repeat an event when a cycle is starved (seen: 1 of 240 lost
+    # at a load average of 15 on 2 cores); the sender's own count above is exact
+    assert abs(len(clocks) - out.sender.pulses) <= 3, (len(clocks), out.sender.status())
     assert len(clocks) >= 200
     kicks = [t for t, m in reader.messages if m[0] == 0x99 and m[1] == 36]
     bass = [m for _, m in reader.messages if m[0] & 0xF0 == 0x90 and m[0] & 0x0F == 0]
@@ -241,7 +258,8 @@ def _demo(tmp_path, *extra, env=None):
     cmd = [sys.executable, "-m", "d2m_server.cli", "demo", "--audio-out", "none", "--no-osc", "--no-ws",
            "--duration", "120", "--record-midi", str(tmp_path / "live.mid"), *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=die_with_parent)
 
 
 def _wait_for_line(proc, text: str, timeout: float = 120.0) -> list[str]:
@@ -319,7 +337,7 @@ def test_serve_records_midi_readable_after_kill_9_and_sends_clock_over_jack(tmp_
     kinds = [m for _, m in msgs]
     assert (START,) in kinds, "no MIDI Start: the music did not start"
     i = kinds.index((START,))
-    assert kinds[i + 1] == (CLOCK,)
+    assert next(m for m in kinds[i:] if m != (START,)) == (CLOCK,)   # (JACK may repeat an event)
     # 24 pulses per beat at the music's tempo (the demo dances 118 BPM)
     pulses = np.array([t for t, m in msgs[i:] if m == (CLOCK,)])
     beat_s = 24 * np.median(np.diff(pulses))
@@ -362,3 +380,30 @@ def test_record_midi_file_is_whole_after_each_flush(tmp_path):
     tempos = [m for m in mido.MidiFile(tmp_path / "r.mid").tracks[0] if m.type == "set_tempo"]
     assert len(tempos) == 1 + 8 + 1 and all(m.tempo == 500000 for m in tempos)
     assert rec.status()["errors"] == 0
+
+
+def test_midi_connect_opens_an_existing_port_by_name(jack):
+    import rtmidi
+    from d2m_server.midi_out import MidiOut, MidiUnavailable
+
+    sink = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="synth")
+    sink.ignore_types(timing=False)
+    sink.open_virtual_port("keys-in")
+    got = []
+    sink.set_callback(lambda ev, _: got.append(tuple(ev[0])))
+    pc = PacedClock().start()
+    out = MidiOut("keys", pc.clock, SR, api="jack", connect=True)
+    try:
+        deadline = time.monotonic() + 5
+        while (0x8F, 0, 0) not in got and time.monotonic() < deadline:
+            out.port.send_message([0x8F, 0, 0])
+            time.sleep(0.05)
+        assert (0x8F, 0, 0) in got
+        with pytest.raises(MidiUnavailable, match="no MIDI port contains 'nothing-like-this'"):
+            MidiOut("nothing-like-this", pc.clock, SR, api="jack", connect=True)
+    finally:
+        out.close()
+        pc.stop()
+        sink.cancel_callback()
+        sink.close_port()
+        sink.delete()

@@ -138,8 +138,8 @@ def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
     p.add_argument("--midi-api", choices=("auto", "alsa", "jack"), default="auto",
                    help="MIDI system for --midi-out (default auto: ALSA if /dev/snd/seq exists, else JACK)")
     p.add_argument("--midi-connect", action="store_true",
-                   help="--midi-out NAME opens the existing output port whose name contains NAME "
-                        "instead of a virtual port")
+                   help="--midi-out NAME connects to the existing MIDI port (a device, a program) "
+                        "whose name contains NAME instead of opening a virtual port")
     p.add_argument("--midi-notes", action="store_true",
                    help="--midi-out also sends the band's notes (drums on channel 10, GM drum map)")
     p.add_argument("--link", action="store_true",
