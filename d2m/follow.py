@@ -56,6 +56,12 @@ FOLLOW_BAND = 0.08
 TEMPO_GAIN = 0.25
 #: The eased tempo never moves by more than this per bar (relative).
 MAX_TEMPO_STEP = 0.01
+#: A ramp: the observed dance period moved the same way by at least RAMP_MIN_STEP (relative) at
+#: each of the last RAMP_BARS bar lines. It is followed with RAMP_GAIN, by at most RAMP_STEP a bar.
+RAMP_BARS = 3
+RAMP_MIN_STEP = 0.006
+RAMP_GAIN = 0.8
+RAMP_STEP = 0.04
 #: Tempo differences within this are not chased at all (relative): the dancer entrains to the band.
 TEMPO_DEADBAND = 0.004
 #: A tempo outside the follow band is adopted after it persisted this many (music) beats.
@@ -181,6 +187,7 @@ class BeatKeeper:
         self.jumps = 0
         self._snap = False
         self.coherence = 0.0             #: how consistently the motion beats sit at one phase (0..1)
+        self._observed: deque[float] = deque(maxlen=RAMP_BARS + 1)
         self._beats: deque[float] = deque(maxlen=BEAT_HISTORY)
 
     @property
@@ -201,6 +208,18 @@ class BeatKeeper:
         self.period = float(period)
         self._candidate = None
         self._snap = True
+
+    def _ramping(self, dance: float, rel: float) -> bool:
+        """The observed (folded) period moved the same way, by at least RAMP_MIN_STEP, over the
+        last RAMP_BARS bars, and the band is behind it in that direction."""
+        seen = self._observed
+        seen.append(dance)
+        if len(seen) < RAMP_BARS + 1:
+            return False
+        steps = np.diff(np.array(seen)) / np.array(seen)[:-1]
+        if not (np.all(steps > RAMP_MIN_STEP) or np.all(steps < -RAMP_MIN_STEP)):
+            return False
+        return bool(steps[-1] * rel > 0)
 
     def phase_error(self, heard: float, peaks: np.ndarray, heights: np.ndarray,
                     level: float | None = None) -> tuple[float, float]:
@@ -261,7 +280,7 @@ class BeatKeeper:
         clear = min(1.0, max(0.0, (self.coherence - UNCLEAR_COHERENCE) / (CLEAR_COHERENCE - UNCLEAR_COHERENCE)))
         dance = self._fold(obs.period)
         rel = dance / self.period - 1.0
-        jumped = False
+        jumped = ramp = False
         if abs(rel) > FOLLOW_BAND:
             cand = self._candidate
             if cand is not None and abs(dance / cand[0] - 1.0) <= JUMP_AGREEMENT:
@@ -276,8 +295,15 @@ class BeatKeeper:
         else:
             self._candidate = None
             trust = 1.0 - clear if abs(rel) <= PHASE_LED_BAND else 1.0
+            gain, cap = TEMPO_GAIN, MAX_TEMPO_STEP
+            ramp = self._ramping(dance, rel)
+            if ramp:
+                # the dancer's tempo has moved the same way bar after bar: follow the ramp on the
+                # tracker's own grid (its fit has the trend), not on the slower phase measure
+                trust, gain, cap = 1.0, RAMP_GAIN, RAMP_STEP
+                measured = None
             if abs(rel) > TEMPO_DEADBAND:
-                step = float(np.clip(TEMPO_GAIN * w * trust * rel, -MAX_TEMPO_STEP, MAX_TEMPO_STEP))
+                step = float(np.clip(gain * w * trust * rel, -cap, cap))
                 self.period *= 1.0 + step
         P = self.period
         # phase: the dance beat nearest this bar line, at the music's level
@@ -305,7 +331,7 @@ class BeatKeeper:
         if w > 0:
             # a phase error that persists means the band's tempo is off: ease it (a PLL's integral term)
             self.period *= 1.0 - float(np.clip(PHASE_TO_TEMPO * w * err / (n * P), -MAX_TEMPO_STEP, MAX_TEMPO_STEP))
-        bound = (MAX_CATCH_UP if departed else MAX_NUDGE) * P
+        bound = (MAX_CATCH_UP if departed or ramp else MAX_NUDGE) * P
         total = float(np.clip(PHASE_GAIN * w * err, -bound * n, bound * n))
         per_beat = total / n
         return [heard + k * (P - per_beat) for k in range(n + 1)]

@@ -20,6 +20,7 @@ SINGLE = {
 	'/d2m/tempo': 'tempo',                    # f, committed dance tempo (BPM)
 	'/d2m/tempo/confidence': 'tempo_confidence',  # f 0..1
 	'/d2m/tempo/locked': 'tempo_locked',      # i 1 once following a dancer
+	'/d2m/tempo/mode': 'tempo_mode',          # s following / holding / locked / idle
 	'/d2m/genre': 'genre',                    # s genre key
 	'/d2m/genre/index': 'genre_index',        # i 0..9 (-1 unknown)
 	'/d2m/next/bar': 'next_bar',              # i bar of the planned segment

@@ -36,6 +36,7 @@ namespace D2m
         public float DanceTempo;        // /d2m/tempo
         public float TempoConfidence;   // /d2m/tempo/confidence, 0..1
         public bool TempoLocked;        // /d2m/tempo/locked
+        public string TempoMode = "idle"; // /d2m/tempo/mode: following / holding / locked / idle
         public string Genre = "";       // /d2m/genre
         public int GenreIndex = -1;     // /d2m/genre/index, 0..9
         public float Energy;            // /d2m/energy, 0..1
@@ -85,6 +86,7 @@ namespace D2m
             Receiver.Bind("/d2m/tempo", m => { if (m.ToFloat(out var v)) { DanceTempo = v; OnTempo.Invoke(v); } });
             Receiver.Bind("/d2m/tempo/confidence", m => { if (m.ToFloat(out var v)) TempoConfidence = v; });
             Receiver.Bind("/d2m/tempo/locked", m => { if (m.ToInt(out var v)) TempoLocked = v != 0; });
+            Receiver.Bind("/d2m/tempo/mode", m => { if (m.ToString(out var s)) TempoMode = s; });
             Receiver.Bind("/d2m/genre", m => { if (m.ToString(out var v)) { Genre = v; OnGenre.Invoke(v); } });
             Receiver.Bind("/d2m/genre/index", m => { if (m.ToInt(out var v)) GenreIndex = v; });
             Receiver.Bind("/d2m/next/bar", m => { if (m.ToInt(out var v)) NextBar = v; });
