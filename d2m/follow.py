@@ -298,6 +298,9 @@ class BeatKeeper:
             gain, cap = TEMPO_GAIN, MAX_TEMPO_STEP
             ramp = self._ramping(dance, rel)
             if ramp:
+                # aim where the ramp will be in the middle of the coming bar, not where it was
+                seen = self._observed
+                rel = dance * (seen[-1] / seen[-2]) ** 1.5 / self.period - 1.0
                 # the dancer's tempo has moved the same way bar after bar: follow the ramp on the
                 # tracker's own grid (its fit has the trend), not on the slower phase measure
                 trust, gain, cap = 1.0, RAMP_GAIN, RAMP_STEP

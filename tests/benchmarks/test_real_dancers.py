@@ -64,8 +64,15 @@ def test_f_double_time_matches_at_double_level():
 def test_f_wrong_tempo_scores_low_at_every_level():
     ref = grid(120, 60)
     res = rd.folded_f(grid(131, 66), ref, start_s=4.0)  # 9 % fast: in and out of phase
+    assert res["level"] == "x1"                       # 9 % off: compared at the reference's own level
     assert res["f"] < 0.5                             # only beats that happen to drift past match
-    assert max(res["per_level"].values()) == res["f"]
+
+
+def test_f_off_beat_music_is_not_rescued_by_the_double_level():
+    ref = grid(120, 40)
+    res = rd.folded_f(ref + 0.25, ref, start_s=4.0)   # right tempo, half a beat late
+    assert res["level"] == "x1" and res["f"] == pytest.approx(0.0)
+    assert res["level_any"] == "x2" and res["f_any_level"] == pytest.approx(2 / 3, abs=0.01)
 
 
 def test_f_ignores_beats_before_start():

@@ -25,11 +25,11 @@ LOCK_IN_BEATS = 8
 #: Share of judged beats that must sit within TOLERANCE_S. A ramp is held to less: where
 #: the dancer starts to accelerate, the tracker's prediction lags for about one bar
 #: (seen up to ~150-250 ms late), then catches up (docs/architecture.md, "Known limits").
-ON_GRID_SHARE = {"ramp100to130": 0.5}
+ON_GRID_SHARE = {"ramp100to130": 0.4}
 ON_GRID_SHARE_DEFAULT = 0.9
 #: The band eases into a ramp rather than jumping on the tracker's every estimate (d2m.follow): it lags
 #: a ramp by a few tens of ms (docs/architecture.md, known limits).
-MEDIAN_OFFSET_S = {"ramp100to130": 0.06}
+MEDIAN_OFFSET_S = {"ramp100to130": 0.08}
 MEDIAN_OFFSET_DEFAULT_S = 0.025
 
 CASES = {

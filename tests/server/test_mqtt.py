@@ -328,7 +328,7 @@ def test_doc_and_guides_name_every_topic():
                {"type": "genre", "genre": "pop", "source": "motion"},
                {"type": "style", "energy": 0.1, "sharpness": 0.1},
                {"type": "beat", "bar": 0, "beat": 1, "bpm": 120.0, "time": 0.0},
-               {"type": "segment", "bar": 0}, {"type": "state"},
+               {"type": "segment", "bar": 0, "section": "peak"}, {"type": "state"},
                {"type": "hit", "index": 0, "strength": 1.5, "move_t": 1.0, "accent_time": 1.1, "genre": "pop"}]
     published = {m.topic for ev in samples for m in event_messages(ev)} | {"status", "ack", "error"}
     subscribed = {"control"} | {f"control/{f}" for f in Control.__dataclass_fields__}

@@ -118,6 +118,8 @@ def test_oscdump_receives_and_decodes_every_event(tmp_path):
     for address, types in docs.items():
         if address == "/d2m/status":          # a reply to a request, not an event
             continue
+        if address.startswith("/d2m/hit"):    # the demo dancer makes no sharp hits: tests/server/test_hits_live.py
+            continue
         if address == "/d2m/telemetry/<name>":
             for name in TELEMETRY:
                 got = by_address.get(f"/d2m/telemetry/{name}")
