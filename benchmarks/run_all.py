@@ -180,7 +180,7 @@ def summary_table(res: dict) -> str:
                  f"{_f(_g(lk, 'p50'), 0)} (max {_f(_g(lk, 'max'), 0)})" if lk else "n/a",
                  f"locked: {len(s.get('locked', []))} of {dancing}; never: {', '.join(s.get('never_locked', [])) or 'none'}"))
     rows.append(("Music starts after (dance beats)", _f(_g(s, "music_start_beats", "p50"), 0),
-                 "idle pad until the tracker locks; bar 1 starts on a dance beat"))
+                 "idle pad until somebody dances (movement sustained 2 s); bar 1 on the dancer's next beat when the tracker has one"))
     lm = s.get("lock_in_beats_from_music_start")
     rows.append(("Lock-in, dance beats from music start",
                  f"{_f(_g(lm, 'p50'), 0)} (max {_f(_g(lm, 'max'), 0)})" if lm else "n/a", "0 = on the beat from bar 1"))

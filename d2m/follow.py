@@ -72,7 +72,7 @@ JUMP_AGREEMENT = 0.04
 PHASE_GAIN = 0.5
 #: Share of the bar's phase error turned into a tempo change (a PLL's integral term): a phase
 #: error that persists bar after bar means the band's tempo is off.
-PHASE_TO_TEMPO = 0.15
+PHASE_TO_TEMPO = 0.08
 #: The phase error is measured from the dancer's motion beats of the last this many music beats,
 #: against the band's own beats (a phase detector, as in a PLL), weighted by height and recency.
 PHASE_WINDOW_BEATS = 8
@@ -89,6 +89,8 @@ MIN_COHERENCE = 0.15
 CLEAR_COHERENCE = 0.65
 UNCLEAR_COHERENCE = 0.45
 PHASE_LED_BAND = 0.03
+#: ... though the tracker's tempo keeps this share of its pull (it damps the phase loop).
+MIN_TEMPO_TRUST = 0.15
 #: Heard music beats kept for the phase measure.
 BEAT_HISTORY = 32
 #: Width of a motion beat's vote in the phase measure (fraction of a beat).
@@ -294,7 +296,7 @@ class BeatKeeper:
                 self._candidate = (dance, n)
         else:
             self._candidate = None
-            trust = 1.0 - clear if abs(rel) <= PHASE_LED_BAND else 1.0
+            trust = 1.0 - (1.0 - MIN_TEMPO_TRUST) * clear if abs(rel) <= PHASE_LED_BAND else 1.0
             gain, cap = TEMPO_GAIN, MAX_TEMPO_STEP
             ramp = self._ramping(dance, rel)
             if ramp:
