@@ -116,29 +116,42 @@ class MovementMeter:
     def __init__(self, rate: float, window_s: float = EXTENT_WINDOW_S):
         self.rate = rate
         self.n = max(2, int(round(window_s * rate)))
-        self._poses: deque[np.ndarray] = deque(maxlen=self.n)
+        self._poses = np.zeros((self.n, 17, 2))          # a ring of the last n poses
+        self._ok = np.zeros((self.n, 17), dtype=bool)   # joint present in that pose
+        self._filled = 0
+        self._next = 0
         self._moving: deque[bool] = deque(maxlen=max(1, int(round(START_AFTER_S * rate))))
         self.extent = 0.0
         self.last_moving_t = -math.inf
         self.last_t = -math.inf
 
     def reset(self) -> None:
-        self._poses.clear()
+        self._filled = self._next = 0
         self._moving.clear()
         self.extent = 0.0
 
     def push(self, t: float, pose: np.ndarray) -> bool:
         """Add a torso-scaled pose ``(17, 2)`` (NaN = missing) at grid time ``t``; True if moving."""
-        self._poses.append(np.asarray(pose, dtype=np.float64))
+        pose = np.asarray(pose, dtype=np.float64)
+        ok = np.isfinite(pose).all(axis=1)
+        self._poses[self._next] = np.where(ok[:, None], pose, 0.0)
+        self._ok[self._next] = ok
+        self._next = (self._next + 1) % self.n
+        self._filled = min(self._filled + 1, self.n)
         self.last_t = t
         moving = False
-        if len(self._poses) >= self.n // 2:
-            stack = np.stack(self._poses)
-            ok = np.isfinite(stack).all(axis=2)
-            counts = ok.sum(axis=0)
-            use = counts >= max(3, len(stack) // 2)
+        if self._filled >= self.n // 2:
+            # each joint's position spread over the window (population std of x and y, over the
+            # frames it was present in), vectorised: this runs for every grid frame
+            P, okw = self._poses[:self._filled], self._ok[:self._filled]
+            counts = okw.sum(axis=0)
+            use = counts >= max(3, self._filled // 2)
             if use.any():
-                spread = np.array([np.hypot(*np.std(stack[ok[:, j], j], axis=0)) for j in np.flatnonzero(use)])
+                c = counts[use][:, None]
+                s1 = P[:, use].sum(axis=0)
+                s2 = (P[:, use] ** 2).sum(axis=0)
+                var = np.maximum(s2 / c - (s1 / c) ** 2, 0.0)
+                spread = np.sqrt(var.sum(axis=1))
                 self.extent = float(np.percentile(spread, EXTENT_PERCENTILE))
                 moving = self.extent >= MOVING_EXTENT
         self._moving.append(moving)
