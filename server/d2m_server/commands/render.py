@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .serve import add_voice_arguments
+
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
 
@@ -30,14 +32,7 @@ def register(sub) -> None:
     p.add_argument("--lead", type=float, default=None, help="as d2m serve --lead (must match to reproduce a live run)")
     p.add_argument("--latency", type=float, default=0.0, help="as d2m serve --latency")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--voices", default="synth", choices=("synth", "soundfont"),
-                   help="instruments of the synth backend: the numpy band (default) or General MIDI "
-                        "SoundFont instruments per genre (extra soundfont + fluid-soundfont-gm)")
-    p.add_argument("--soundfont", default=None, metavar="FILE.sf2",
-                   help="SoundFont for --voices soundfont (default: $D2M_SOUNDFONT, else Debian's FluidR3_GM)")
-    p.add_argument("--hit-sensitivity", type=float, default=None, metavar="0..1",
-                   help="how readily a sharp stop in the motion (stomp, arm snap) is answered by an "
-                        "accent on the next 16th note: 0 = off, 1 = the weakest stops (default 0.5); must match the live run to reproduce it")
+    add_voice_arguments(p, reproduce=True)
     p.add_argument("--duration", type=float, default=None, help="output length (default: motion + 2 s)")
     p.add_argument("--mux", metavar="OUT.mp4", help="with a video: write it with the music as soundtrack")
     p.add_argument("--midi", metavar="OUT.mid", default=None,

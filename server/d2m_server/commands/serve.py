@@ -119,14 +119,7 @@ def add_live_arguments(p: argparse.ArgumentParser, *, demo: bool) -> None:
     p.add_argument("--latency", type=float, default=0.0,
                    help="extra output latency to compensate (s), e.g. a PA system's delay")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--voices", default="synth", choices=("synth", "soundfont"),
-                   help="instruments of the synth backend: the numpy band (default) or General MIDI "
-                        "SoundFont instruments per genre (extra soundfont + fluid-soundfont-gm)")
-    p.add_argument("--soundfont", default=None, metavar="FILE.sf2",
-                   help="SoundFont for --voices soundfont (default: $D2M_SOUNDFONT, else Debian's FluidR3_GM)")
-    p.add_argument("--hit-sensitivity", type=float, default=None, metavar="0..1",
-                   help="how readily a sharp stop in the motion (stomp, arm snap) is answered by an "
-                        "accent on the next 16th note: 0 = off, 1 = the weakest stops (default 0.5)")
+    add_voice_arguments(p)
     p.add_argument("--record", metavar="FILE.wav", help="write exactly what is played")
     p.add_argument("--record-motion", metavar="FILE.jsonl", help="write every frame and control")
     p.add_argument("--record-midi", metavar="FILE.mid", default=None,
@@ -177,6 +170,19 @@ def sync_options(args):
                        midi_notes=getattr(args, "midi_notes", False), link=getattr(args, "link", False),
                        link_follow=getattr(args, "link_follow", False))
 
+
+
+def add_voice_arguments(p: argparse.ArgumentParser, *, reproduce: bool = False) -> None:
+    """``--voices``, ``--soundfont`` and ``--hit-sensitivity``: the same for serve, demo and render."""
+    p.add_argument("--voices", default="synth", choices=("synth", "soundfont"),
+                   help="instruments of the synth backend: the numpy band (default) or General MIDI "
+                        "SoundFont instruments per genre (extra soundfont + fluid-soundfont-gm)")
+    p.add_argument("--soundfont", default=None, metavar="FILE.sf2",
+                   help="SoundFont for --voices soundfont (default: $D2M_SOUNDFONT, else Debian's FluidR3_GM)")
+    p.add_argument("--hit-sensitivity", type=float, default=None, metavar="0..1",
+                   help="how readily a sharp stop in the motion (stomp, arm snap) is answered by an "
+                        "accent on the next 16th note: 0 = off, 1 = the weakest stops (default 0.5)"
+                        + ("; must match the live run to reproduce it" if reproduce else ""))
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="run the live server (OSC/WebSocket/camera in, music out)",
