@@ -23,8 +23,7 @@ import numpy as np
 from .clock import BarClock
 from .control import AUTO, MAX_BPM, MIN_BPM, Control
 from .events import ControlApplied, GenreChanged, InputRejected, SegmentPlanned, TempoChanged
-from .follow import (MIN_FOLLOW_CONFIDENCE, STILL_AFTER_S, STILL_ENDS_MUSIC_S, BeatKeeper,
-                     Observation)
+from .follow import MIN_FOLLOW_CONFIDENCE, STILL_ENDS_MUSIC_S, BeatKeeper, Observation
 from .form import OUTRO_AFTER_S, PHRASE_BARS, SectionInfo, SongForm
 from .genre_hold import GenreHold
 from .genres import GENRES
@@ -265,13 +264,13 @@ class Conductor:
             self.mode = IDLE_MODE
             return self._segment(IDLE, S, self._beat_len(self.config.initial_bpm), (0,), decided_at)
         keeper = self.keeper
+        obs = self._observation(heard)
         if est.locked and not self._keeper_adopted:
             # the first confident tempo is taken outright (the start may have been a guess)
-            keeper.adopt(self._observation(heard).period if est.confidence >= MIN_FOLLOW_CONFIDENCE
-                         else est.period)
+            keeper.adopt(obs.period if est.confidence >= MIN_FOLLOW_CONFIDENCE else est.period)
             self._keeper_adopted = True
         peaks, heights = self.tracker.recent_peaks()
-        times = keeper.bar(heard, self._observation(heard), peaks, heights)
+        times = keeper.bar(heard, obs, peaks, heights)
         self.mode = FOLLOWING if keeper.following else HOLDING
         beats = [int(round((t - latency) * self.sr)) for t in times]
         beats[0] = S
@@ -332,20 +331,14 @@ class Conductor:
             return None
         if self.last_plan is None or self.last_plan.kind != MUSIC:
             self.form.reset()
-        still = bool(getattr(self.tracker.estimate, "still", False))
-        return self.form.bar(float(energy), still=still, ending=self._form_ending(decided_at, n),
+        return self.form.bar(float(energy), still=self.tracker.estimate.still, ending=self._form_ending(decided_at, n),
                              can_end=not self.tempo_lock)      # under a tempo lock the operator runs the show
 
     def _form_ending(self, decided_at: float, n: int) -> int | None:
         """Bars of music left (this one included) once the dancer has stopped for OUTRO_AFTER_S, else None."""
-        movement = getattr(self.front, "movement", None)
-        if movement is None or self.tempo_lock or n <= 0:
+        if self.tempo_lock or n <= 0:
             return None
-        try:
-            from .follow import STILL_ENDS_MUSIC_S
-        except ImportError:      # pragma: no cover - without the movement meter the form ends on stillness
-            return None
-        still_s = movement.still_for(decided_at)
+        still_s = self.front.movement.still_for(decided_at)
         if not math.isfinite(still_s) or still_s < OUTRO_AFTER_S:
             return None
         return max(1, math.ceil((STILL_ENDS_MUSIC_S - still_s) / (n / self.sr)))

@@ -123,7 +123,6 @@ class MovementMeter:
         self._moving: deque[bool] = deque(maxlen=max(1, int(round(START_AFTER_S * rate))))
         self.extent = 0.0
         self.last_moving_t = -math.inf
-        self.last_t = -math.inf
 
     def reset(self) -> None:
         self._filled = self._next = 0
@@ -138,7 +137,6 @@ class MovementMeter:
         self._ok[self._next] = ok
         self._next = (self._next + 1) % self.n
         self._filled = min(self._filled + 1, self.n)
-        self.last_t = t
         moving = False
         if self._filled >= self.n // 2:
             # each joint's position spread over the window (population std of x and y, over the
@@ -199,7 +197,6 @@ class BeatKeeper:
         self._candidate: tuple[float, int] | None = None     # (period, beats seen)
         self.following = False           #: the last bar was steered by a confident observation
         self.last_error = 0.0            #: phase error at the last bar line (s; + = music late)
-        self.jumps = 0
         self._snap = False
         self.coherence = 0.0             #: how consistently the motion beats sit at one phase (0..1)
         self._observed: deque[float] = deque(maxlen=RAMP_BARS + 1)
@@ -302,7 +299,6 @@ class BeatKeeper:
                 seen = cand[1] + n
                 if seen >= JUMP_AFTER_BEATS:
                     self.period, self._candidate, jumped = dance, None, True
-                    self.jumps += 1
                 else:
                     self._candidate = (dance, seen)
             else:
