@@ -204,7 +204,7 @@ class Conductor:
         if est.still:
             return None
         if est.locked and est.confidence >= MIN_FOLLOW_CONFIDENCE:
-            return Observation(est.period_at(heard), est.nearest_beat(heard), est.confidence)
+            return Observation(est.period_at(heard), est.nearest_beat(heard), est.confidence, est.drift)
         return self.tracker.observation
 
     def effective_genre(self) -> tuple[str, str]:

@@ -57,11 +57,15 @@ TEMPO_GAIN = 0.25
 #: The eased tempo never moves by more than this per bar (relative).
 MAX_TEMPO_STEP = 0.01
 #: A ramp: the observed dance period moved the same way by at least RAMP_MIN_STEP (relative) at
-#: each of the last RAMP_BARS bar lines. It is followed with RAMP_GAIN, by at most RAMP_STEP a bar.
+#: each of the last RAMP_BARS bar lines, and by RAMP_MIN_TOTAL over them (a noisy estimate
+#: wanders by a percent or two). During a ramp the band plays on the tracker's grid, with its
+#: trend, changing its tempo by at most RAMP_STEP a bar.
 RAMP_BARS = 3
 RAMP_MIN_STEP = 0.006
-RAMP_GAIN = 0.8
+RAMP_MIN_TOTAL = 0.05
 RAMP_STEP = 0.04
+#: After a ramp the band stays on the tracker's grid (without the trend) for this many bars.
+RAMP_SETTLE_BARS = 2
 #: Tempo differences within this are not chased at all (relative): the dancer entrains to the band.
 TEMPO_DEADBAND = 0.004
 #: A tempo outside the follow band is adopted after it persisted this many (music) beats.
@@ -89,8 +93,6 @@ MIN_COHERENCE = 0.15
 CLEAR_COHERENCE = 0.65
 UNCLEAR_COHERENCE = 0.45
 PHASE_LED_BAND = 0.03
-#: ... though the tracker's tempo keeps this share of its pull (it damps the phase loop).
-MIN_TEMPO_TRUST = 0.15
 #: Heard music beats kept for the phase measure.
 BEAT_HISTORY = 32
 #: Width of a motion beat's vote in the phase measure (fraction of a beat).
@@ -98,6 +100,16 @@ PHASE_KERNEL = 0.06
 #: The current phase is preferred: a phase this far off (fraction of a beat) needs e^0.5 times the votes.
 PHASE_PRIOR = 0.25
 _OFFSETS = np.linspace(-0.5, 0.5, 101)[:-1]
+#: The dancer's period is fitted from the motion beats at the measured phase when they span at
+#: least this many beats and scatter by at most FIT_MAX_SCATTER of a beat around the line.
+FIT_MIN_SPAN_BEATS = 4
+FIT_MAX_SCATTER = 0.08
+#: Share of the fitted period's difference taken per bar when the phase measure is clear, in the
+#: first ACQUIRE_BARS bars after the band took a new tempo (at the start, after a jump or a ramp:
+#: the tracker's tempo may be a little off). After that the band holds its tempo more firmly:
+#: a dancer who hears the music entrains to it, and chasing their every beat would swing.
+FIT_GAIN = 0.5
+ACQUIRE_BARS = 4
 #: Errors smaller than this (s) are left alone: within them the dancer hears the music on the beat.
 PHASE_DEADBAND_S = 0.008
 #: Largest phase correction per beat, as a fraction of the beat (a nudge: the bar's tempo
@@ -178,9 +190,18 @@ class Observation:
     period: float            #: seconds per dance beat
     anchor: float            #: session time of a dance beat
     confidence: float        #: 0..1
+    drift: float = 0.0       #: change of the period per beat (the tracker's tempo trend), s/beat
 
     def nearest_beat(self, t: float) -> float:
         return self.anchor + round((t - self.anchor) / self.period) * self.period
+
+    def beats_after(self, b0: float, n: int, ratio: float = 1.0, max_change: float = math.inf) -> list[float]:
+        """``n + 1`` beats from the dance beat ``b0`` on, with the trend, every ``ratio`` dance
+        beats (2: the music at half the dance's tempo, 0.5: at double); the trend changes the
+        period by at most ``max_change`` (relative) over them."""
+        P = self.period * ratio
+        d = float(np.clip(self.drift * ratio * ratio, -max_change * P / n, max_change * P / n))
+        return [b0 + k * P + d * k * (k + 1) / 2 for k in range(n + 1)]
 
 
 class BeatKeeper:
@@ -201,6 +222,9 @@ class BeatKeeper:
         self.coherence = 0.0             #: how consistently the motion beats sit at one phase (0..1)
         self._observed: deque[float] = deque(maxlen=RAMP_BARS + 1)
         self._beats: deque[float] = deque(maxlen=BEAT_HISTORY)
+        self._settle = 0                 # bars left on the tracker's grid after a ramp
+        self._acquire = ACQUIRE_BARS     # bars left in which the fitted period is followed fast
+        self.fitted_period: float | None = None   #: the dancer's period from the phase measure's beats
 
     @property
     def bpm(self) -> float:
@@ -220,6 +244,7 @@ class BeatKeeper:
         self.period = float(period)
         self._candidate = None
         self._snap = True
+        self._acquire = ACQUIRE_BARS
 
     def _ramping(self, dance: float, rel: float) -> bool:
         """The observed (folded) period moved the same way, by at least RAMP_MIN_STEP, over the
@@ -230,6 +255,8 @@ class BeatKeeper:
             return False
         steps = np.diff(np.array(seen)) / np.array(seen)[:-1]
         if not (np.all(steps > RAMP_MIN_STEP) or np.all(steps < -RAMP_MIN_STEP)):
+            return False
+        if abs(seen[-1] / seen[0] - 1.0) < RAMP_MIN_TOTAL:
             return False
         return bool(steps[-1] * rel > 0)
 
@@ -266,7 +293,53 @@ class BeatKeeper:
         if near_mode.any():
             off = off + float(np.average((phase[near_mode] - off + 0.5) % 1.0 - 0.5, weights=w[near_mode]))
         support = float(np.sum(w[near_mode]) / max(np.sum(w), 1e-12))
-        return -off * m, support
+        fit = self._fit_line(t[near_mode], w[near_mode], heard, m)
+        self.fitted_period = None if fit is None else fit[0] * max(1, round(self.period / m))
+        if fit is None or self._acquire <= 0:
+            # holding: the window's mode (the line's error at the bar line is noisier, and a band
+            # that chases a dancer who entrains to it random-walks the tempo)
+            return -off * m, support
+        # acquiring: the line's beat nearest this bar line, the error now (the window's mode lags
+        # while the band's tempo is still off)
+        err = heard - fit[1]
+        return float((err + m / 2) % m - m / 2), support
+
+    def _fit_line(self, t: np.ndarray, w: np.ndarray, heard: float, m: float) -> tuple[float, float] | None:
+        """The dancer's beats from the motion beats at the measured phase (a PLL's frequency
+        detector): a weighted straight line through their times against their beat numbers at
+        level ``m``. ``(period, the line's beat at this bar line)``, or None when they span too
+        few beats or scatter too much."""
+        n = np.round((t - heard) / m)
+        if len(t) < MIN_PHASE_PEAKS or np.ptp(n) < FIT_MIN_SPAN_BEATS:
+            return None
+        W = w / w.sum()
+        nb, tb = float(W @ n), float(W @ t)
+        var = float(W @ (n - nb) ** 2)
+        slope = float(W @ ((n - nb) * (t - tb))) / var
+        resid = t - (tb + slope * (n - nb))
+        if math.sqrt(float(W @ resid ** 2)) > FIT_MAX_SCATTER * m or not 0.5 * m < slope < 1.5 * m:
+            return None
+        return slope, tb - slope * nb
+
+    def _ramp_bar(self, heard: float, obs: Observation, trend: bool = True) -> list[float]:
+        """A bar during a ramp: the tracker's own grid, with its trend (the motion beats smear
+        across the phase measure's window while the tempo moves), the phase error worked off
+        by at most MAX_CATCH_UP of a beat per beat."""
+        n = self.beats_per_bar
+        dance = self._fold(obs.period)
+        ratio = dance / obs.period
+        b0 = obs.nearest_beat(heard)
+        err = heard - b0
+        m = min(dance, obs.period)
+        err = (err + m / 2) % m - m / 2
+        b0 = heard - err
+        grid = obs.beats_after(b0, n, ratio, RAMP_STEP) if trend else [b0 + k * dance for k in range(n + 1)]
+        step = MAX_CATCH_UP * dance
+        beats = [g + float(np.sign(err)) * max(0.0, abs(err) - step * k) for k, g in enumerate(grid)]
+        self.period = (grid[-1] - grid[0]) / n
+        self.following, self.last_error = True, err
+        self._candidate = None
+        return beats
 
     def bar(self, heard: float, obs: Observation | None, peaks: np.ndarray | None = None,
             heights: np.ndarray | None = None) -> list[float]:
@@ -286,36 +359,47 @@ class BeatKeeper:
         # the phase detector first: where it is clear, it also steers the tempo (below), and the
         # tracker's tempo estimate (noisier, often a little off) is needed only for larger changes
         measured = None
+        self.fitted_period = None
         if peaks is not None and heights is not None and not self._snap:
             measured = self.phase_error(heard, peaks, heights, obs.period)
             self.coherence = measured[1]
         clear = min(1.0, max(0.0, (self.coherence - UNCLEAR_COHERENCE) / (CLEAR_COHERENCE - UNCLEAR_COHERENCE)))
         dance = self._fold(obs.period)
         rel = dance / self.period - 1.0
-        jumped = ramp = False
-        if abs(rel) > FOLLOW_BAND:
+        jumped = False
+        self._acquire -= 1
+        # a ramp: the observed tempo moved the same way bar after bar (checked every bar, so a
+        # ramp that has run past the follow band is followed, not waited out as a jump)
+        ramp = self._ramping(dance, rel)
+        if abs(rel) > FOLLOW_BAND and not ramp:
             cand = self._candidate
             if cand is not None and abs(dance / cand[0] - 1.0) <= JUMP_AGREEMENT:
                 seen = cand[1] + n
                 if seen >= JUMP_AFTER_BEATS:
                     self.period, self._candidate, jumped = dance, None, True
+                    self._acquire = ACQUIRE_BARS
                 else:
                     self._candidate = (dance, seen)
             else:
                 self._candidate = (dance, n)
         else:
             self._candidate = None
-            trust = 1.0 - (1.0 - MIN_TEMPO_TRUST) * clear if abs(rel) <= PHASE_LED_BAND else 1.0
+            # where the phase measure is clear the tracker's (noisier) tempo has no pull: with a
+            # dancer who entrains to the band, chasing it random-walks the shared tempo
+            trust = 1.0 - clear if abs(rel) <= PHASE_LED_BAND else 1.0
             gain, cap = TEMPO_GAIN, MAX_TEMPO_STEP
-            ramp = self._ramping(dance, rel)
-            if ramp:
-                # aim where the ramp will be in the middle of the coming bar, not where it was
-                seen = self._observed
-                rel = dance * (seen[-1] / seen[-2]) ** 1.5 / self.period - 1.0
-                # the dancer's tempo has moved the same way bar after bar: follow the ramp on the
-                # tracker's own grid (its fit has the trend), not on the slower phase measure
-                trust, gain, cap = 1.0, RAMP_GAIN, RAMP_STEP
-                measured = None
+            fit = self.fitted_period
+            if ramp or self._settle > 0:
+                # during a ramp, and for a couple of bars after one (the band may have overshot
+                # its end), the band plays on the tracker's grid
+                self._settle = RAMP_SETTLE_BARS if ramp else self._settle - 1
+                self._acquire = ACQUIRE_BARS
+                return self._ramp_bar(heard, obs, trend=ramp)
+            if self._acquire > 0 and fit is not None and clear > 0 and abs(fit / self.period - 1.0) <= PHASE_LED_BAND:
+                # the motion beats at the band's phase give the dancer's period directly: where
+                # the phase measure is clear, that is the tempo to follow (steadier than the tracker's)
+                rel = clear * (fit / self.period - 1.0) + (1.0 - clear) * rel
+                gain, trust = TEMPO_GAIN + (FIT_GAIN - TEMPO_GAIN) * clear, 1.0
             if abs(rel) > TEMPO_DEADBAND:
                 step = float(np.clip(gain * w * trust * rel, -cap, cap))
                 self.period *= 1.0 + step
@@ -345,7 +429,7 @@ class BeatKeeper:
         if w > 0:
             # a phase error that persists means the band's tempo is off: ease it (a PLL's integral term)
             self.period *= 1.0 - float(np.clip(PHASE_TO_TEMPO * w * err / (n * P), -MAX_TEMPO_STEP, MAX_TEMPO_STEP))
-        bound = (MAX_CATCH_UP if departed or ramp else MAX_NUDGE) * P
+        bound = (MAX_CATCH_UP if departed else MAX_NUDGE) * P
         total = float(np.clip(PHASE_GAIN * w * err, -bound * n, bound * n))
         per_beat = total / n
         return [heard + k * (P - per_beat) for k in range(n + 1)]

@@ -6,8 +6,8 @@ import pytest
 from d2m.conductor import FOLLOWING, HOLDING, IDLE_MODE, Conductor
 from d2m.dancer import STANDING_COCO17, EntrainingTempo, SyntheticDancer
 from d2m.events import SegmentPlanned, beats_of
-from d2m.follow import (JUMP_AFTER_BEATS, MAX_CATCH_UP, MAX_NUDGE, MAX_TEMPO_STEP, STILL_ENDS_MUSIC_S,
-                        BeatKeeper, MovementMeter, Observation)
+from d2m.follow import (ACQUIRE_BARS, JUMP_AFTER_BEATS, MAX_CATCH_UP, MAX_NUDGE, MAX_TEMPO_STEP, RAMP_STEP,
+                        STILL_ENDS_MUSIC_S, BeatKeeper, MovementMeter, Observation)
 from d2m.plan import IDLE, MUSIC
 from d2m.skeleton import SkeletonFrame
 
@@ -75,6 +75,53 @@ def test_a_new_tempo_is_adopted_only_after_it_persists():
         bars += 1
     assert keeper.period == pytest.approx(new)
     assert bars * 4 >= JUMP_AFTER_BEATS and bars * 4 <= JUMP_AFTER_BEATS + 4, "within about 8 beats"
+
+
+def test_a_start_a_little_off_the_dancers_tempo_is_pulled_in_by_the_motion_beats():
+    # the music started 1.5 % slow, and the tracker's estimate is just as far off; the dancer's
+    # motion beats (every 0.5 s, 10 ms of jitter) give the period away within a few bars
+    rng = np.random.default_rng(5)
+    true = 0.5
+    peaks = np.arange(-4.0, 40.0, true) + rng.normal(0, 0.01, 88)
+    heights = np.ones_like(peaks)
+    keeper = BeatKeeper(true * 1.015)
+    heard, errors = 0.0, []
+    for bar in range(ACQUIRE_BARS + 4):
+        seen = peaks < heard
+        keeper.bar(heard, Observation(true * 1.015, heard, 0.9), peaks[seen], heights[seen])
+        heard = keeper._beats[-1] + keeper.period
+        errors.append(abs(keeper.period / true - 1.0))
+    assert errors[ACQUIRE_BARS - 1] < 0.006, "the period is pulled in while the band acquires"
+    assert errors[-1] < 0.006, "and it stays there"
+
+
+def test_a_wandering_tempo_estimate_is_not_taken_for_a_ramp():
+    # the tracker's estimate creeps up by 1 % a bar for three bars (3 % in all): noise, not a ramp
+    keeper = BeatKeeper(0.5)
+    heard = 0.0
+    for k in range(4):
+        heard = keeper.bar(heard, Observation(0.5 / (1.0 + 0.01 * k), heard, 0.9))[-1]
+    assert abs(keeper.period / 0.5 - 1.0) <= 2 * MAX_TEMPO_STEP + 1e-9
+
+
+def test_a_ramp_is_played_on_the_trackers_grid_with_its_trend():
+    # the dance speeds up by 3 % a bar; once seen three bars running the band takes the
+    # tracker's tempo and plays its grid, the trend included (at most RAMP_STEP a bar)
+    keeper = BeatKeeper(0.6)
+    period, heard, lag, steps = 0.6, 0.0, [], []
+    for bar in range(10):
+        drift = -period * 0.03 / 4            # the period shrinks 3 % a bar
+        obs = Observation(period, heard, 0.95, drift)
+        before = keeper.period
+        beats = keeper.bar(heard, obs)
+        steps.append(abs(keeper.period / before - 1.0))
+        dance = obs.beats_after(heard, 4)
+        lag.append(abs(beats[-1] - dance[-1]) / period)
+        heard, period = beats[-1], period * 0.97
+    taken = next(i for i, s in enumerate(steps) if s > MAX_TEMPO_STEP + 1e-9)
+    assert taken <= 3, "the ramp is seen after three bars of it"
+    assert max(steps[taken + 1:]) <= RAMP_STEP + 1e-9, "then followed by bounded steps"
+    assert max(lag[taken:]) < 0.05, "on the ramp's beats (within 5 % of a beat)"
 
 
 def test_an_unsure_observation_leaves_the_grid_alone():
