@@ -1054,8 +1054,16 @@ def main(argv=None) -> int:
     for r in ordered:
         r.pop("_beats", None)
     poses = [r["pose"] for r in ordered if "pose" in r]
-    cmd = "python benchmarks/real_dancers.py" + "".join(
-        f" {x}" for x in (argv if argv is not None else sys.argv[1:]) if not str(x).startswith("--update-readme"))
+    shown, skip = [], False
+    for x in (argv if argv is not None else sys.argv[1:]):
+        x = str(x)
+        if skip:
+            skip = False
+        elif x.startswith("--update-readme"):
+            skip = x == "--update-readme"      # its value follows as the next word
+        else:
+            shown.append(x)
+    cmd = "python benchmarks/real_dancers.py" + "".join(f" {x}" for x in shown)
     res = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "quick": a.quick, "only": a.only,
