@@ -338,7 +338,7 @@ class BeatKeeper:
         beats = [g + float(np.sign(err)) * max(0.0, abs(err) - step * k) for k, g in enumerate(grid)]
         self.period = (grid[-1] - grid[0]) / n
         self.following, self.last_error = True, err
-        self._candidate = None
+        self._candidate, self._snap = None, False     # the bar is on the tracker's grid already
         return beats
 
     def bar(self, heard: float, obs: Observation | None, peaks: np.ndarray | None = None,

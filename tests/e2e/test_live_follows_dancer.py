@@ -24,14 +24,16 @@ LOCK_IN_BEATS = 8
 
 #: Share of judged beats that must sit within TOLERANCE_S. A ramp is held to less: the band
 #: sees a ramp once the tracker's tempo has moved the same way three bars running, and until
-#: then it lags (seen up to ~270 ms late, docs/architecture.md, "Known limits").
-ON_GRID_SHARE = {"ramp100to130": 0.5}
+#: then it lags (seen up to ~270 ms late, docs/architecture.md, "Known limits"). The design
+#: that re-fitted every bar held the ramp to 75 %, a 25 ms median and 2 % of tempo (issue 10).
+ON_GRID_SHARE = {"ramp100to130": 0.6}
 ON_GRID_SHARE_DEFAULT = 0.9
-#: ... and the median offset (measured 22-25 ms on the ramp, 6-20 ms on the constant dancers).
-MEDIAN_OFFSET_S = {"ramp100to130": 0.05}
+#: ... and the median offset (measured live: 18-23 ms on the ramp, with 72 % of beats within 50 ms;
+#: 12-20 ms on the constant dancers).
+MEDIAN_OFFSET_S = {"ramp100to130": 0.04}
 MEDIAN_OFFSET_DEFAULT_S = 0.025
 #: ... and its beat intervals, which work off the lag, stray further from the ramp's tempo.
-TEMPO_ERROR = {"ramp100to130": 0.04}
+TEMPO_ERROR = {"ramp100to130": 0.035}
 TEMPO_ERROR_DEFAULT = 0.02
 
 CASES = {
@@ -74,7 +76,8 @@ def test_music_locks_to_the_dancers_beat(tmp_path, name):
     off = offsets_to_grid(judged, dance_beats)
     print(f"{name}: music from {first_music - offset:.2f} s of dance, judged from "
           f"{judged_from - offset:.2f} s, |offset| median {np.median(np.abs(off)) * 1000:.1f} ms, "
-          f"max {np.max(np.abs(off)) * 1000:.1f} ms over {len(off)} beats")
+          f"max {np.max(np.abs(off)) * 1000:.1f} ms over {len(off)} beats, "
+          f"{np.mean(np.abs(off) <= TOLERANCE_S) * 100:.0f} % within {TOLERANCE_S * 1000:.0f} ms")
     assert first_music - offset < 6.0, "the music starts within 6 s of dancing"
     assert np.median(np.abs(off)) < MEDIAN_OFFSET_S.get(name, MEDIAN_OFFSET_DEFAULT_S)
     share = ON_GRID_SHARE.get(name, ON_GRID_SHARE_DEFAULT)
