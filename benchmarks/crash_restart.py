@@ -18,7 +18,6 @@ import json
 import os
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "server"))
 
-from tests.hardening.osc_fuzz import message, osc_string  # noqa: E402
+from tests.hardening.osc_fuzz import frame_message, message  # noqa: E402
 
 #: Longest wait for a server to go live (s).
 LIVE_TIMEOUT_S = 180.0
@@ -65,13 +64,6 @@ def start(cmd: list[str]) -> tuple[subprocess.Popen, float]:
         proc.kill()
         raise RuntimeError("server did not go live:\n" + "".join(tail))
     return proc, time.monotonic() - t0
-
-
-def pose(frame) -> bytes:
-    joints = [float(v) for v in frame.joints.reshape(-1)]
-    return message("/d2m/pose", "is" + "f" * len(joints),
-                   struct.pack(">i", frame.person) + osc_string(frame.layout.value)
-                   + struct.pack(f">{len(joints)}f", *joints))
 
 
 def session_time(sock: socket.socket, port: int) -> float:
@@ -142,7 +134,7 @@ def main(argv=None) -> int:
             t0, k = time.monotonic(), 0
             while time.monotonic() - t0 < args.dance:
                 k += 1
-                sock.sendto(pose(dancer.frame(k / 60.0)), ("127.0.0.1", osc_port))
+                sock.sendto(frame_message(dancer.frame(k / 60.0)), ("127.0.0.1", osc_port))
                 time.sleep(max(0.0, t0 + k / 60.0 - time.monotonic()))
             t_kill = session_time(sock, osc_port)
             proc.kill()

@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "server"))
 
-from tests.hardening.osc_fuzz import message, packets  # noqa: E402
+from tests.hardening.osc_fuzz import frame_message, message, packets  # noqa: E402
 
 #: Seconds of load before the memory baseline is taken (imports, numba and MediaPipe
 #: warm-up, the synth's tone cache filling); shorter runs use a quarter of their length.
@@ -182,17 +182,6 @@ def start_server(args, tmp: Path, video: str | None, mqtt_port: int | None):
     return proc, osc_port, ws_port
 
 
-def pose_packet(frame, person: int) -> bytes:
-    joints = [float(v) for v in frame.joints.reshape(-1)]
-    return message("/d2m/pose", "is" + "f" * len(joints),
-                   struct.pack(">i", person) + _osc_string(frame.layout.value)
-                   + struct.pack(f">{len(joints)}f", *joints))
-
-
-def _osc_string(text: str) -> bytes:
-    raw = text.encode() + b"\x00"
-    return raw + b"\x00" * (-len(raw) % 4)
-
 
 async def _discard(ws) -> None:
     try:
@@ -247,7 +236,7 @@ class Load:
         while self.running():
             k += 1
             await asyncio.sleep(max(0.0, t0 + k / 60.0 - loop.time()))
-            self._send(pose_packet(dancer.frame(k / 60.0), person=1))
+            self._send(frame_message(dancer.frame(k / 60.0), person=1))
             self.sent["motion"] += 1
 
     async def junk(self) -> None:

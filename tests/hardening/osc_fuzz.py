@@ -51,6 +51,16 @@ def message(address: str | bytes, tags: str, payload: bytes) -> bytes:
     return osc_string(address) + osc_string("," + tags) + payload
 
 
+def frame_message(frame, person: int | None = None) -> bytes:
+    """A well-formed ``/d2m/pose`` message for a :class:`d2m.skeleton.SkeletonFrame` (as the
+    frame's person, or ``person``): the senders of the soak, crash and restart runs."""
+    joints = [float(v) for v in frame.joints.reshape(-1)]
+    who = frame.person if person is None else person
+    return message("/d2m/pose", "is" + "f" * len(joints),
+                   struct.pack(">i", who) + osc_string(frame.layout.value)
+                   + struct.pack(f">{len(joints)}f", *joints))
+
+
 def encode_value(tag: str, value) -> bytes:
     if tag == "i":
         return struct.pack(">i", value)

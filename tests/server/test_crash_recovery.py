@@ -29,7 +29,7 @@ from d2m.dancer import SyntheticDancer, TempoCurve
 from d2m.recording import parse_recording
 from d2m_server.osc_codec import decode_packet
 from d2m_server.recorder import FLUSH_INTERVAL_S
-from tests.hardening.osc_fuzz import message, osc_string
+from tests.hardening.osc_fuzz import frame_message, message
 from tests.ports import free_tcp_port, free_udp_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,13 +76,6 @@ class Server:
                 self.proc.wait(10)
 
 
-def pose(frame) -> bytes:
-    joints = [float(v) for v in frame.joints.reshape(-1)]
-    return message("/d2m/pose", "is" + "f" * len(joints),
-                   struct.pack(">i", frame.person) + osc_string(frame.layout.value)
-                   + struct.pack(f">{len(joints)}f", *joints))
-
-
 def status(sock: socket.socket, port: int) -> dict:
     """The server's status over OSC (``/d2m/status``), from the socket that asked."""
     sock.sendto(message("/d2m/status", "", b""), ("127.0.0.1", port))
@@ -122,9 +115,9 @@ def test_kill_9_keeps_the_recordings_and_a_restart_comes_back(tmp_path):
         dancer = SyntheticDancer(tempo=TempoCurve.constant(120.0), seed=3)
         t0 = time.monotonic()
         k = 0
-        while (elapsed := time.monotonic() - t0) < DANCE_S:
+        while time.monotonic() - t0 < DANCE_S:
             k += 1
-            sock.sendto(pose(dancer.frame(k / 60.0)), ("127.0.0.1", osc_port))
+            sock.sendto(frame_message(dancer.frame(k / 60.0)), ("127.0.0.1", osc_port))
             if k == 60:
                 sock.sendto(message("/d2m/volume", "f", struct.pack(">f", 0.8)), ("127.0.0.1", osc_port))
             time.sleep(max(0.0, t0 + k / 60.0 - time.monotonic()))
@@ -160,7 +153,7 @@ def test_kill_9_keeps_the_recordings_and_a_restart_comes_back(tmp_path):
         st = status(sock, osc_port)                       # same OSC port, answering
         assert st["recording"]["path"] == str(tmp_path / "show-run2.wav")
         for k in range(30):
-            sock.sendto(pose(dancer.frame(DANCE_S + k / 60.0)), ("127.0.0.1", osc_port))
+            sock.sendto(frame_message(dancer.frame(DANCE_S + k / 60.0)), ("127.0.0.1", osc_port))
             time.sleep(1 / 60)
         second.stop()
         assert second.proc.returncode == 0, "".join(second.lines[-20:])
