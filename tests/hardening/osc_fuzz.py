@@ -264,6 +264,9 @@ def pathological() -> list[tuple[str, bytes]]:
     pose = message("/d2m/pose", "is" + "f" * 68, struct.pack(">i", 0) + osc_string("coco17")
                    + struct.pack(">68f", *([0.5] * 68)))
     out.append(("max_pose_bundle", bundle([pose] * (65000 // (len(pose) + 4)))))
+    # Small enough to be routed whole within the datagram budget on a loaded machine (the
+    # bundle above may spend the budget on its first frame): later frames supersede earlier.
+    out.append(("one_person_four_frames_bundle", bundle([pose] * 4)))
     out.append(("many_people_bundle", bundle([
         message("/d2m/pose", "is" + "f" * 68, struct.pack(">i", p) + osc_string("coco17")
                 + struct.pack(">68f", *([0.5] * 68))) for p in range(170)])))
