@@ -138,8 +138,8 @@ class Conductor:
             return events
         self._person_seen = frame.t
         self.frames_accepted += 1
-        for k, onset, moving in self.front.push_moving(frame):
-            self.tracker.push(k, onset, moving)
+        for k, onset, moving, bounce in self.front.push_rhythm(frame):
+            self.tracker.push(k, onset, moving, bounce)
         for k, pose, _gap in self._style_grid.push(frame.t, normalise(frame)):
             self.style.update(k / MOTION_RATE, self._style_smoother(k / MOTION_RATE, pose))
         events.extend(HitDetected(hit) for hit in self.hits.push(frame))

@@ -86,6 +86,14 @@ ENVELOPE_SMOOTHING = 3
 ONSET_LAG_S = 0.09
 #: Time constant of the torso-length estimate that scales positions (s).
 TORSO_TIME_CONSTANT_S = 2.0
+#: Joints whose mean vertical velocity is the body's bounce (COCO-17 shoulders and hips).
+BOUNCE_JOINTS = (5, 6, 11, 12)
+#: Weight of the bounce's autocorrelation beside the onset envelope's when the tempo
+#: is scored (the onset envelope weighs 1). Real dancers bounce on the beat with the
+#: torso while their limbs move at two or three rates: on the nine real videos, 8 s
+#: windows gave the soundtrack's tempo (octave-folded, within 4 %) in 28 % of windows
+#: from the onset envelope alone and 56 % with the bounce beside it.
+BOUNCE_WEIGHT = 1.0
 
 
 class MotionResampler:
@@ -313,13 +321,19 @@ class RhythmFrontEnd:
         self.movement = MovementMeter(rate)
         self._torso: float | None = None
         self._torso_t: float | None = None
+        self._bounce_prev: np.ndarray | None = None
 
     def push(self, frame: SkeletonFrame) -> list[tuple[int, float]]:
         """Add a frame; returns ``(grid index, onset value)`` for every grid frame passed."""
-        return [(k, v) for k, v, _moving in self.push_moving(frame)]
+        return [(k, v) for k, v, _moving, _bounce in self.push_rhythm(frame)]
 
     def push_moving(self, frame: SkeletonFrame) -> list[tuple[int, float, bool]]:
         """As :meth:`push`, with whether the dancer moves at each grid frame (:attr:`movement`)."""
+        return [(k, v, moving) for k, v, moving, _bounce in self.push_rhythm(frame)]
+
+    def push_rhythm(self, frame: SkeletonFrame) -> list[tuple[int, float, bool, float]]:
+        """As :meth:`push_moving`, with the body's bounce at each grid frame: the mean
+        vertical velocity of the :data:`BOUNCE_JOINTS` (torso lengths per second, signed)."""
         tl = torso_length(frame)
         if tl is not None:
             if self._torso is None:
@@ -338,11 +352,21 @@ class RhythmFrontEnd:
                 self.onset.reset()
                 self.lowpass = PoseLowpass(POSE_LOWPASS_HZ, self.rate)
                 self._smooth.clear()
+                self._bounce_prev = None
             filtered = self.lowpass(pose)
             self._smooth.append(self.onset.step(filtered))
             self.movement.push(k / self.rate, filtered)
-            out.append((k, float(np.mean(self._smooth)), self.movement.active(k / self.rate)))
+            out.append((k, float(np.mean(self._smooth)), self.movement.active(k / self.rate),
+                        self._bounce(filtered)))
         return out
+
+    def _bounce(self, pose: np.ndarray) -> float:
+        y = pose[list(BOUNCE_JOINTS), 1]
+        prev, self._bounce_prev = self._bounce_prev, y
+        if prev is None:
+            return 0.0
+        both = np.isfinite(y) & np.isfinite(prev)
+        return float(np.mean(y[both] - prev[both]) * self.rate) if both.any() else 0.0
 
 
 #: Multiples of the beat period summed when scoring a tempo (harmonic sum).
@@ -389,15 +413,17 @@ def _ac_at(ac: np.ndarray, lags: np.ndarray) -> np.ndarray:
 
 
 def tempo_scores(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float = PRIOR_BPM,
-                 prior_octaves: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 prior_octaves: float = 1.0, ac: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Score every tempo in MIN_BPM..MAX_BPM: ``(bpms, weighted scores, raw scores)``.
 
     The raw score is the envelope's autocorrelation (librosa's) averaged at
     1..HARMONICS beat periods; summing multiples of the period favours the
     true beat over its 3/2 relatives and off-beat bumps. The weighted score
-    multiplies in a log-normal tempo prior.
+    multiplies in a log-normal tempo prior. ``ac`` replaces the envelope's own
+    autocorrelation (:func:`rhythm_autocorrelation` of several envelopes).
     """
-    ac = _autocorrelation(env, rate)
+    ac = _autocorrelation(env, rate) if ac is None else ac
     bpms = np.arange(MIN_BPM, MAX_BPM + 1e-9, TEMPO_STEP_BPM)
     lags = 60.0 / bpms * rate
     score = np.zeros_like(bpms)
@@ -417,18 +443,27 @@ def coarse_tempo(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float
     return rhythm_estimate(env, rate, prior_bpm=prior_bpm, prior_octaves=prior_octaves)[0]
 
 
+def rhythm_autocorrelation(envs: Sequence[np.ndarray], weights: Sequence[float],
+                           rate: float = MOTION_RATE) -> np.ndarray:
+    """The weighted mean of several envelopes' normalised autocorrelations (a flat one,
+    such as a still torso's bounce, adds nothing but lowers every score alike)."""
+    acs = [_autocorrelation(e, rate) for e in envs]
+    n = min(len(a) for a in acs)
+    return sum(w * a[:n] for w, a in zip(weights, acs)) / float(sum(weights))
+
+
 def rhythm_estimate(env: np.ndarray, rate: float = MOTION_RATE, *, prior_bpm: float = PRIOR_BPM,
-                    prior_octaves: float = 1.0) -> tuple[float, float]:
+                    prior_octaves: float = 1.0, ac: np.ndarray | None = None) -> tuple[float, float]:
     """``(bpm, strength)``: the best-scoring tempo and its raw autocorrelation strength (0..1).
 
     Where the double or half of the best tempo is almost as well supported
     (an envelope with a hit on every beat supports both), the one nearer the
-    prior's centre wins.
+    prior's centre wins. ``ac``: as for :func:`tempo_scores`.
     """
-    bpms, weighted, raw = tempo_scores(env, rate, prior_bpm=prior_bpm, prior_octaves=prior_octaves)
+    ac = _autocorrelation(env, rate) if ac is None else ac
+    bpms, weighted, raw = tempo_scores(env, rate, prior_bpm=prior_bpm, prior_octaves=prior_octaves, ac=ac)
     i = int(np.argmax(weighted))
     best, strength = float(bpms[i]), float(raw[i])
-    ac = _autocorrelation(env, rate)
     single = lambda b: float(_ac_at(ac, np.array([60.0 / b * rate]))[0])  # noqa: E731
     base = single(best)
     options = [best] + [c for c in (best * 2, best / 2) if MIN_BPM <= c <= MAX_BPM
@@ -632,6 +667,7 @@ class TempoTracker:
         self.min_window = int(round(MIN_WINDOW_S * rate))
         self.update_every = max(1, int(round(update_interval_s * rate)))
         self._env: deque[float] = deque(maxlen=self.window)
+        self._bounce: deque[float] = deque(maxlen=self.window)
         self._last_k: int | None = None
         self._since_update = 0
         self._agree = 0
@@ -650,19 +686,23 @@ class TempoTracker:
         self.updates = 0
 
     # -- input -------------------------------------------------------------
-    def push(self, k: int, onset: float, moving: bool | None = None) -> bool:
+    def push(self, k: int, onset: float, moving: bool | None = None, bounce: float | None = None) -> bool:
         """Add the onset value of grid frame ``k``; returns True if the estimate was updated.
 
         ``moving`` (from :class:`d2m.follow.MovementMeter`) says whether the dancer moves:
         then a weak rhythm still yields an :attr:`observation` (music follows an unclear
         beat softly), and stillness is judged from movement instead of from the rhythm.
+        ``bounce`` (from :meth:`RhythmFrontEnd.push_rhythm`) is scored beside the onset
+        envelope for the tempo (:data:`BOUNCE_WEIGHT`); the beat phase is the onsets' alone.
         """
         if moving is not None:
             self._moving = bool(moving)
         if self._last_k is not None and k > self._last_k + 1:
             for _ in range(min(k - self._last_k - 1, self.window)):
                 self._env.append(0.0)        # a gap is no motion
+                self._bounce.append(0.0)
         self._env.append(float(onset) if math.isfinite(onset) else 0.0)
+        self._bounce.append(float(bounce) if bounce is not None and math.isfinite(bounce) else 0.0)
         self._last_k = k
         self._since_update += 1
         if self._since_update >= self.update_every:
@@ -696,7 +736,11 @@ class TempoTracker:
             return
         self.updates += 1
         prior = est.bpm if est.locked else PRIOR_BPM
-        coarse, strength = rhythm_estimate(env, self.rate, prior_bpm=prior,
+        bounce = np.fromiter(self._bounce, dtype=np.float64, count=len(self._bounce))
+        ac = None
+        if BOUNCE_WEIGHT > 0 and np.ptp(bounce) > 0:
+            ac = rhythm_autocorrelation([env, bounce], [1.0, BOUNCE_WEIGHT], self.rate)
+        coarse, strength = rhythm_estimate(env, self.rate, prior_bpm=prior, ac=ac,
                                            prior_octaves=LOCKED_PRIOR_OCTAVES if est.locked else 1.0)
         recent = env[-int(RECENT_RHYTHM_S * self.rate):]
         recent_strength = rhythm_estimate(recent, self.rate, prior_bpm=coarse, prior_octaves=0.5)[1]

@@ -120,3 +120,50 @@ def test_onset_lag_constant_is_what_the_pipeline_shows():
     truth = dancer.beat_times(1.0, 10.0)
     lags = [np.min(np.abs(raw - b - ONSET_LAG_S)) for b in truth]
     assert np.median(lags) < 0.01
+
+
+def _polyrhythm_frames(bpm: float, seconds: float, arm_ratio: float = 1.5, seed: int = 31):
+    """A dancer who bounces (torso and legs) on every beat at ``bpm`` while the arms swing,
+    larger, ``arm_ratio`` times as often: a 3-against-2 that real dancers do all the time."""
+    import math
+
+    from d2m.dancer import STANDING_COCO17
+    from d2m.skeleton import Layout, SkeletonFrame
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(int(seconds * 60)):
+        t = i / 60.0
+        beat = t * bpm / 60.0
+        p = STANDING_COCO17.copy()
+        p[:, 1] += 0.015 * (1.0 - math.sin(math.pi * (beat % 1.0)))     # down on every beat
+        arm = abs(((beat * arm_ratio) % 2.0) - 1.0)                       # triangle, arms only
+        p[[7, 9], 0] -= 0.3 * (arm - 0.5) * np.array([0.6, 1.0])
+        p[[8, 10], 0] += 0.3 * (arm - 0.5) * np.array([0.6, 1.0])
+        p[[9, 10], 1] -= 0.18 * arm
+        p += rng.normal(0.0, 0.002, size=p.shape)
+        joints = np.column_stack([p, np.zeros(17), np.full(17, 0.95)])
+        out.append(SkeletonFrame.from_values(t, 0, Layout.COCO17, joints.reshape(-1), dims=4))
+    return out
+
+
+def _coarse_tempi(frames, *, with_bounce: bool):
+    from d2m.motion import RhythmFrontEnd
+    fe, tracker, seen = RhythmFrontEnd(), TempoTracker(), []
+    for f in frames:
+        for k, v, moving, bounce in fe.push_rhythm(f):
+            if tracker.push(k, v, moving, bounce if with_bounce else None) and tracker.coarse_bpm:
+                seen.append(tracker.coarse_bpm)
+    return np.array(seen[len(seen) // 2:])          # after the window filled
+
+
+def _on_octave(bpms, bpm):
+    return float(np.mean([min(abs(b / (bpm * r) - 1.0) for r in (0.5, 1.0, 2.0)) < 0.03 for b in bpms]))
+
+
+def test_the_bodys_bounce_carries_the_tempo_when_the_arms_move_at_another_rate():
+    frames = _polyrhythm_frames(100.0, 16.0)
+    with_bounce = _coarse_tempi(frames, with_bounce=True)
+    arms_only = _coarse_tempi(frames, with_bounce=False)
+    assert _on_octave(with_bounce, 100.0) >= 0.9, np.round(with_bounce, 1)
+    # without the bounce the larger arm swing wins: the tempo is the arms' (150 or 75)
+    assert _on_octave(arms_only, 100.0) <= 0.5, np.round(arms_only, 1)
