@@ -742,8 +742,15 @@ class TempoTracker:
             ac = rhythm_autocorrelation([env, bounce], [1.0, BOUNCE_WEIGHT], self.rate)
         coarse, strength = rhythm_estimate(env, self.rate, prior_bpm=prior, ac=ac,
                                            prior_octaves=LOCKED_PRIOR_OCTAVES if est.locked else 1.0)
-        recent = env[-int(RECENT_RHYTHM_S * self.rate):]
+        n_recent = int(RECENT_RHYTHM_S * self.rate)
+        recent = env[-n_recent:]
         recent_strength = rhythm_estimate(recent, self.rate, prior_bpm=coarse, prior_octaves=0.5)[1]
+        if ac is not None:
+            # a clear bounce is rhythm too, where the limbs' onsets are not (the stronger counts)
+            recent_bounce = bounce[-n_recent:]
+            if np.ptp(recent_bounce) > 0:
+                recent_strength = max(recent_strength, rhythm_estimate(
+                    recent_bounce, self.rate, prior_bpm=coarse, prior_octaves=0.5)[1])
         # stillness is judged on the recent window: the full one smears under tempo ramps
         self.strength = recent_strength
         weak = self.strength < MIN_RHYTHM_STRENGTH

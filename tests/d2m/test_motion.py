@@ -167,3 +167,43 @@ def test_the_bodys_bounce_carries_the_tempo_when_the_arms_move_at_another_rate()
     assert _on_octave(with_bounce, 100.0) >= 0.9, np.round(with_bounce, 1)
     # without the bounce the larger arm swing wins: the tempo is the arms' (150 or 75)
     assert _on_octave(arms_only, 100.0) <= 0.5, np.round(arms_only, 1)
+
+
+def _bouncing_with_wandering_arms(bpm: float, seconds: float, seed: int = 5):
+    """A clear bounce on every beat at ``bpm`` under large arm movements with no rhythm."""
+    import math
+
+    from scipy.ndimage import gaussian_filter1d
+
+    from d2m.dancer import STANDING_COCO17
+    from d2m.skeleton import Layout, SkeletonFrame
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 60)
+    walk = gaussian_filter1d(rng.normal(0.0, 1.0, size=(n, 4, 2)), 12, axis=0)
+    walk *= 0.1 / walk.std()
+    out = []
+    for i in range(n):
+        t = i / 60.0
+        p = STANDING_COCO17.copy()
+        p[:, 1] += 0.01 * (1.0 - math.sin(math.pi * ((t * bpm / 60.0) % 1.0)))
+        p[[7, 8, 9, 10]] += walk[i]
+        p += rng.normal(0.0, 0.002, size=p.shape)
+        joints = np.column_stack([p, np.zeros(17), np.full(17, 0.95)])
+        out.append(SkeletonFrame.from_values(t, 0, Layout.COCO17, joints.reshape(-1), dims=4))
+    return out
+
+
+def test_a_clear_bounce_counts_as_rhythm_when_the_arms_wander():
+    from d2m.motion import MIN_RHYTHM_STRENGTH, RhythmFrontEnd
+    frames = _bouncing_with_wandering_arms(100.0, 16.0)
+    share = {}
+    for with_bounce in (True, False):
+        fe, tracker, strengths = RhythmFrontEnd(), TempoTracker(), []
+        for f in frames:
+            for k, v, moving, bounce in fe.push_rhythm(f):
+                if tracker.push(k, v, moving, bounce if with_bounce else None):
+                    strengths.append(tracker.strength)
+        later = np.array(strengths[len(strengths) // 2:])
+        share[with_bounce] = float(np.mean(later >= MIN_RHYTHM_STRENGTH))
+    assert share[True] >= 0.9, share
+    assert share[False] <= 0.5, share       # the arms alone say "no clear rhythm"
