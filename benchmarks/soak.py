@@ -182,7 +182,6 @@ def start_server(args, tmp: Path, video: str | None, mqtt_port: int | None):
     return proc, osc_port, ws_port
 
 
-
 async def _discard(ws) -> None:
     try:
         async for _ in ws:

@@ -100,6 +100,11 @@ PHASE_KERNEL = 0.06
 #: The current phase is preferred: a phase this far off (fraction of a beat) needs e^0.5 times the votes.
 PHASE_PRIOR = 0.25
 _OFFSETS = np.linspace(-0.5, 0.5, 101)[:-1]
+
+
+def _folded(err: float, m: float) -> float:
+    """``err`` taken modulo ``m``, into [-m/2, m/2): a phase error at a beat level of period ``m``."""
+    return (err + m / 2) % m - m / 2
 #: The dancer's period is fitted from the motion beats at the measured phase when they span at
 #: least this many beats and scatter by at most FIT_MAX_SCATTER of a beat around the line.
 FIT_MIN_SPAN_BEATS = 4
@@ -302,7 +307,7 @@ class BeatKeeper:
         # acquiring: the line's beat nearest this bar line, the error now (the window's mode lags
         # while the band's tempo is still off)
         err = heard - fit[1]
-        return float((err + m / 2) % m - m / 2), support
+        return float(_folded(err, m)), support
 
     def _fit_line(self, t: np.ndarray, w: np.ndarray, heard: float, m: float) -> tuple[float, float] | None:
         """The dancer's beats from the motion beats at the measured phase (a PLL's frequency
@@ -329,9 +334,7 @@ class BeatKeeper:
         dance = self._fold(obs.period)
         ratio = dance / obs.period
         b0 = obs.nearest_beat(heard)
-        err = heard - b0
-        m = min(dance, obs.period)
-        err = (err + m / 2) % m - m / 2
+        err = _folded(heard - b0, min(dance, obs.period))
         b0 = heard - err
         grid = obs.beats_after(b0, n, ratio, RAMP_STEP) if trend else [b0 + k * dance for k in range(n + 1)]
         step = MAX_CATCH_UP * dance
@@ -410,8 +413,7 @@ class BeatKeeper:
             err = 0.0
         # beats of the music at half the dance tempo still sit on dance beats; at double, every
         # other music beat does: the error is taken modulo the shorter of the two periods
-        m = min(P, obs.period)
-        err = (err + m / 2) % m - m / 2
+        err = _folded(err, min(P, obs.period))
         self.following = True
         if measured is not None and not jumped:
             # the phase from the motion beats against the band's own beats: steadier than the
