@@ -66,6 +66,8 @@ RAMP_MIN_TOTAL = 0.05
 RAMP_STEP = 0.04
 #: After a ramp the band stays on the tracker's grid (without the trend) for this many bars.
 RAMP_SETTLE_BARS = 2
+#: The eased tempo follows the median of the tracker's (folded) tempo at the last this many bar lines.
+FOLLOW_MEDIAN_BARS = 3
 #: Tempo differences within this are not chased at all (relative): the dancer entrains to the band.
 TEMPO_DEADBAND = 0.004
 #: A tempo outside the follow band is adopted after it persisted this many (music) beats.
@@ -93,6 +95,11 @@ MIN_COHERENCE = 0.15
 CLEAR_COHERENCE = 0.65
 UNCLEAR_COHERENCE = 0.45
 PHASE_LED_BAND = 0.03
+#: A phase error measured on PERSIST_BARS bar lines running, on the same side and within
+#: PERSIST_SPREAD of its mean, is clear evidence however spread the motion beats of each bar are
+#: (a soft dancer's hits scatter, but the band that stays late bar after bar is late).
+PERSIST_BARS = 3
+PERSIST_SPREAD = 0.35
 #: Heard music beats kept for the phase measure.
 BEAT_HISTORY = 32
 #: Width of a motion beat's vote in the phase measure (fraction of a beat).
@@ -230,6 +237,8 @@ class BeatKeeper:
         self._settle = 0                 # bars left on the tracker's grid after a ramp
         self._acquire = ACQUIRE_BARS     # bars left in which the fitted period is followed fast
         self.fitted_period: float | None = None   #: the dancer's period from the phase measure's beats
+        self._measured: deque[float] = deque(maxlen=PERSIST_BARS)   # the last bars' measured errors
+        self.persistent = False          #: the last bars' measured phase errors agree
 
     @property
     def bpm(self) -> float:
@@ -274,7 +283,9 @@ class BeatKeeper:
         the weighted circular mean gives the error (+ = music late) and its coherence.
         """
         P = self.period
-        m = P if level is None else min(P, level)
+        # (the dance's period only when it is an octave shorter: a dancer a few percent faster
+        # than the band is at the band's level, and folding at their period smears the phases)
+        m = P if level is None or level > P / 1.45 else level
         grid = np.array(self._beats) if self._beats else np.zeros(0)
         past = heard - np.arange(1, PHASE_WINDOW_BEATS + 2)[::-1] * P
         grid = np.concatenate([past[past < grid[0] - P / 2] if len(grid) else past, grid, [heard]])
@@ -326,6 +337,17 @@ class BeatKeeper:
             return None
         return slope, tb - slope * nb
 
+    def _persists(self, measured: tuple[float, float] | None) -> bool:
+        """The phase error measured at this bar line and the PERSIST_BARS - 1 before agree."""
+        if measured is None or measured[1] < MIN_COHERENCE:
+            self._measured.clear()
+            return False
+        self._measured.append(measured[0])
+        e = np.array(self._measured)
+        if len(e) < PERSIST_BARS or not (np.all(e > 0) or np.all(e < 0)):
+            return False
+        return bool(np.min(np.abs(e)) > 2 * PHASE_DEADBAND_S and np.std(e) <= PERSIST_SPREAD * np.mean(np.abs(e)))
+
     def _ramp_bar(self, heard: float, obs: Observation, trend: bool = True) -> list[float]:
         """A bar during a ramp: the tracker's own grid, with its trend (the motion beats smear
         across the phase measure's window while the tempo moves), the phase error worked off
@@ -366,7 +388,10 @@ class BeatKeeper:
         if peaks is not None and heights is not None and not self._snap:
             measured = self.phase_error(heard, peaks, heights, obs.period)
             self.coherence = measured[1]
+        self.persistent = self._persists(measured)
         clear = min(1.0, max(0.0, (self.coherence - UNCLEAR_COHERENCE) / (CLEAR_COHERENCE - UNCLEAR_COHERENCE)))
+        if self.persistent:
+            clear = 1.0
         dance = self._fold(obs.period)
         rel = dance / self.period - 1.0
         jumped = False
@@ -374,6 +399,11 @@ class BeatKeeper:
         # a ramp: the observed tempo moved the same way bar after bar (checked every bar, so a
         # ramp that has run past the follow band is followed, not waited out as a jump)
         ramp = self._ramping(dance, rel)
+        if ramp and measured is not None and self.coherence >= CLEAR_COHERENCE \
+                and abs(measured[0]) <= CATCH_UP_ERROR * self.period:
+            # the dancer's beats still sit clearly on the band's: the tracker's estimate wandered
+            # (a dancer who entrains to the music, or a noisy fit), the dance did not speed up
+            ramp = False
         if abs(rel) > FOLLOW_BAND and not ramp:
             cand = self._candidate
             if cand is not None and abs(dance / cand[0] - 1.0) <= JUMP_AGREEMENT:
@@ -387,6 +417,10 @@ class BeatKeeper:
                 self._candidate = (dance, n)
         else:
             self._candidate = None
+            # the tracker's tempo is the median of its last bars' (one outlying fit moves nothing;
+            # only those within the follow band: after a jump the bars before it are another tempo)
+            seen = np.array(self._observed)[-FOLLOW_MEDIAN_BARS:] / self.period - 1.0
+            rel = float(np.median(seen[np.abs(seen) <= FOLLOW_BAND])) if abs(rel) <= FOLLOW_BAND else rel
             # where the phase measure is clear the tracker's (noisier) tempo has no pull: with a
             # dancer who entrains to the band, chasing it random-walks the shared tempo
             trust = 1.0 - clear if abs(rel) <= PHASE_LED_BAND else 1.0
@@ -419,7 +453,8 @@ class BeatKeeper:
             # the phase from the motion beats against the band's own beats: steadier than the
             # tracker's latest fit, which re-anchors on whichever hit came last
             err = measured[0]
-            w = min(w, max(0.0, (self.coherence - MIN_COHERENCE) / (1.0 - MIN_COHERENCE) * 2.0))
+            w = min(w, 1.0 if self.persistent else
+                    max(0.0, (self.coherence - MIN_COHERENCE) / (1.0 - MIN_COHERENCE) * 2.0))
         previous, self.last_error = self.last_error, err
         if jumped or self._snap:
             # a new tempo, or the first confident one: the bar's first beat lands on the dancer's
