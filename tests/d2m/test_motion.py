@@ -98,6 +98,21 @@ def test_tempo_change_is_committed_only_when_it_persists():
     assert tracker.estimate.bpm == pytest.approx(130, rel=0.03)
 
 
+def _switch_time(before: float, after: float, at: float = 12.0) -> float | None:
+    curve = TempoCurve([(0.0, before), (at, before), (at + 0.001, after)], ramp=False)
+    _tracker, history = _track(SyntheticDancer(tempo=curve, seed=22, noise=0.003), at + 12.0)
+    return next((e.t - at for e in history if e.t > at and e.locked and abs(e.bpm / after - 1) < 0.03), None)
+
+
+@pytest.mark.parametrize("before,after", [(140.0, 110.0), (120.0, 90.0)])
+def test_a_sudden_new_tempo_is_seen_in_the_last_seconds_before_it_fills_the_window(before, after, monkeypatch):
+    import d2m.motion as motion
+    switched = _switch_time(before, after)
+    assert switched is not None and switched < 5.0, switched
+    monkeypatch.setattr(motion, "SWITCH_WINDOW_S", 0.0)       # the whole 8 s window alone
+    assert _switch_time(before, after) > switched + 2.0
+
+
 def test_still_dancer_holds_the_last_tempo():
     curve = TempoCurve.constant(120.0)
     moving = SyntheticDancer(tempo=curve, seed=23, noise=0.003)
