@@ -47,7 +47,7 @@ QUICK_SEEDS = (2, 9)
 START_BPM = 104.0
 NOISE_S = 0.012
 SECONDS = 180.0
-#: Bars that start before this (s) are the loop settling and not judged.
+#: Bars that start before this (s; a third of a shorter run) are the loop settling and not judged.
 SETTLE_S = 60.0
 
 
@@ -63,7 +63,7 @@ def run_seed(seed: int, seconds: float = SECONDS, bpm: float = START_BPM) -> dic
                 music.append(e.plan)
                 tempo.hear(b.time for b in beats_of(e.plan))
         t += dt
-    late = np.array([p.bpm for p in music if p.start_time > SETTLE_S])
+    late = np.array([p.bpm for p in music if p.start_time > min(SETTLE_S, seconds / 3)])
     asyn = np.abs(np.array(tempo.asynchronies[-60:])) if tempo.asynchronies else np.zeros(0)
     return {
         "seed": seed,
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
               f"spread {rows[-1]['bar_tempo_spread']}", file=sys.stderr, flush=True)
     out = {
         "benchmark": "closed_loop",
-        "settings": {"start_bpm": args.bpm, "seconds": args.seconds, "settle_s": SETTLE_S, "noise_s": NOISE_S,
+        "settings": {"start_bpm": args.bpm, "seconds": args.seconds, "settle_s": min(SETTLE_S, args.seconds / 3), "noise_s": NOISE_S,
                      "seeds": seeds},
         "seeds": rows,
         "summary": {"max_drift": _stats(r["max_drift"] for r in rows),
