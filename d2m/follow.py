@@ -66,6 +66,9 @@ RAMP_MIN_TOTAL = 0.05
 RAMP_STEP = 0.04
 #: After a ramp the band stays on the tracker's grid (without the trend) for this many bars.
 RAMP_SETTLE_BARS = 2
+#: No ramp is taken while the phase measure is clear (CLEAR_COHERENCE) and the dancer's beats sit
+#: within this fraction of a beat of the band's: then the tracker's estimate wandered.
+RAMP_HELD_ERROR = 0.12
 #: The eased tempo follows the median of the tracker's (folded) tempo at the last this many bar lines.
 FOLLOW_MEDIAN_BARS = 3
 #: Tempo differences within this are not chased at all (relative): the dancer entrains to the band.
@@ -400,7 +403,7 @@ class BeatKeeper:
         # ramp that has run past the follow band is followed, not waited out as a jump)
         ramp = self._ramping(dance, rel)
         if ramp and measured is not None and self.coherence >= CLEAR_COHERENCE \
-                and abs(measured[0]) <= CATCH_UP_ERROR * self.period:
+                and abs(measured[0]) <= RAMP_HELD_ERROR * self.period:
             # the dancer's beats still sit clearly on the band's: the tracker's estimate wandered
             # (a dancer who entrains to the music, or a noisy fit), the dance did not speed up
             ramp = False

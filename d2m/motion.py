@@ -369,13 +369,14 @@ class RhythmFrontEnd:
         return float(np.mean(y[both] - prev[both]) * self.rate) if both.any() else 0.0
 
 
-#: A locked tracker also scores the last SWITCH_WINDOW_S alone (no prior toward its tempo); a
-#: tempo there at least SWITCH_STRENGTH strong and more than JUMP_MIN from the locked one (and
-#: its octaves) is tried on the recent motion beats: a sudden change is seen within seconds,
-#: not once it fills the whole window. 0 turns this off.
+#: A locked tracker also scores the last SWITCH_WINDOW_S (s) alone, with the broad prior (none
+#: toward its tempo); a tempo there at least SWITCH_STRENGTH strong and more than
+#: SWITCH_MIN_CHANGE (relative) from the locked one and its octaves is tried on the recent
+#: motion beats: a sudden change is seen within seconds, not once it fills the whole window.
+#: SWITCH_WINDOW_S = 0 turns this off.
 SWITCH_WINDOW_S = 3.0
 SWITCH_STRENGTH = 0.3
-JUMP_MIN = 0.1
+SWITCH_MIN_CHANGE = 0.1
 
 #: Multiples of the beat period summed when scoring a tempo (harmonic sum).
 HARMONICS = 4
@@ -780,25 +781,24 @@ class TempoTracker:
         heights = np.interp(pos, np.arange(len(env)), env)
         peaks = pos / self.rate + t0 - ONSET_LAG_S
         period0 = 60.0 / coarse
-        span = max(FIT_SPAN_S, FIT_SPAN_BEATS * period0)
         if est.locked:
             period0 = _same_octave(period0, est.period)
-            span = max(FIT_SPAN_S, FIT_SPAN_BEATS * period0)
-            if SWITCH_WINDOW_S > 0:
-                # a sudden change (a new song in the dancer's head): the last few seconds alone,
-                # with no pull toward the locked tempo, may show a tempo the whole window does not
-                # yet; the fit then tries it on the recent motion beats (committed, as any new
-                # tempo, only once it persisted)
-                n_switch = int(SWITCH_WINDOW_S * self.rate)
-                ac_recent = None
-                if ac is not None and np.ptp(bounce[-n_switch:]) > 0:
-                    ac_recent = rhythm_autocorrelation([env[-n_switch:], bounce[-n_switch:]],
-                                                       [1.0, BOUNCE_WEIGHT], self.rate)
-                fresh, fresh_strength = rhythm_estimate(env[-n_switch:], self.rate, ac=ac_recent)
-                if fresh_strength >= SWITCH_STRENGTH and not any(
-                        abs(fresh / (est.bpm * r) - 1.0) <= JUMP_MIN for r in (0.5, 1.0, 2.0)):
-                    period0, span = 60.0 / fresh, SWITCH_WINDOW_S
         # span and recency are counted in beats, so slow dances get as many beats as fast ones
+        span = max(FIT_SPAN_S, FIT_SPAN_BEATS * period0)
+        if est.locked and SWITCH_WINDOW_S > 0:
+            # a sudden change (a new song in the dancer's head): the last few seconds alone, with
+            # the broad prior (no pull toward the locked tempo), may show a tempo the whole window
+            # does not yet; the fit then tries it on the recent motion beats (committed, as any
+            # new tempo, only once it persisted)
+            n_switch = int(SWITCH_WINDOW_S * self.rate)
+            ac_recent = None
+            if ac is not None and np.ptp(bounce[-n_switch:]) > 0:
+                ac_recent = rhythm_autocorrelation([env[-n_switch:], bounce[-n_switch:]],
+                                                   [1.0, BOUNCE_WEIGHT], self.rate)
+            fresh, fresh_strength = rhythm_estimate(env[-n_switch:], self.rate, ac=ac_recent)
+            if fresh_strength >= SWITCH_STRENGTH and not any(
+                    abs(fresh / (est.bpm * r) - 1.0) <= SWITCH_MIN_CHANGE for r in (0.5, 1.0, 2.0)):
+                period0, span = 60.0 / fresh, SWITCH_WINDOW_S
         keep = peaks >= t - span
         if keep.any():
             keep &= heights >= PEAK_FLOOR * np.percentile(heights[keep], 90)
