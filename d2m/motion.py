@@ -371,8 +371,9 @@ class RhythmFrontEnd:
 
 #: A locked tracker also scores the last SWITCH_WINDOW_S (s) alone, with the broad prior (none
 #: toward its tempo); a tempo there at least SWITCH_STRENGTH strong and more than
-#: SWITCH_MIN_CHANGE (relative) from the locked one and its octaves is tried on the recent
-#: motion beats: a sudden change is seen within seconds, not once it fills the whole window.
+#: SWITCH_MIN_CHANGE (relative) from the locked one and its octaves, and from the octaves and 3:2
+#: relatives of the whole window's tempo, is tried on the recent motion beats: a sudden change
+#: is seen within seconds, not once it fills the whole window.
 #: SWITCH_WINDOW_S = 0 turns this off.
 SWITCH_WINDOW_S = 3.0
 SWITCH_STRENGTH = 0.3
@@ -797,7 +798,12 @@ class TempoTracker:
                                                    [1.0, BOUNCE_WEIGHT], self.rate)
             fresh, fresh_strength = rhythm_estimate(env[-n_switch:], self.rate, ac=ac_recent)
             if fresh_strength >= SWITCH_STRENGTH and not any(
-                    abs(fresh / (est.bpm * r) - 1.0) <= SWITCH_MIN_CHANGE for r in (0.5, 1.0, 2.0)):
+                    abs(fresh / (b * r) - 1.0) <= SWITCH_MIN_CHANGE
+                    for b, ratios in ((est.bpm, (0.5, 1.0, 2.0)), (coarse, (0.5, 2 / 3, 1.5, 2.0)))
+                    for r in ratios):
+                # (nor an octave or a 3:2 relative of the whole window's tempo: a few seconds of a
+                # dance with half-time or triplet moves show those, and the short fit then pulls the
+                # tracker away from a tempo the window still holds)
                 period0, span = 60.0 / fresh, SWITCH_WINDOW_S
         keep = peaks >= t - span
         if keep.any():
