@@ -66,8 +66,6 @@ MAX_INLIER_S = 0.12
 LOCK_UPDATES = 3
 #: Estimates within this relative difference of the committed tempo are followed at once.
 FOLLOW_TOLERANCE = 0.06
-#: ... but a step of more than STEP_TOLERANCE only once the next fit agrees with it (within as much).
-STEP_TOLERANCE = 0.03
 #: A larger tempo change is committed after it persists this long (s).
 COMMIT_AFTER_S = 1.5
 #: A half/double-tempo change is committed only after it persists this long (s).
@@ -684,7 +682,6 @@ class TempoTracker:
         self._since_update = 0
         self._agree = 0
         self._last_raw: float | None = None
-        self._previous_raw: float | None = None
         self._candidate: tuple[float, float] | None = None   # (bpm, since t)
         self.estimate = TempoEstimate(t=0.0, bpm=initial_bpm, period=60.0 / initial_bpm,
                                       anchor=0.0, confidence=0.0, locked=False, still=True)
@@ -838,7 +835,6 @@ class TempoTracker:
             return
         raw = 60.0 / fit.period
         self.raw_bpm = raw
-        previous, self._previous_raw = self._previous_raw, raw
         if not est.locked:
             if self._last_raw is not None and abs(raw / self._last_raw - 1) < 0.04:
                 self._agree += 1
@@ -853,11 +849,6 @@ class TempoTracker:
         ratio = raw / est.bpm
         if abs(ratio - 1.0) <= FOLLOW_TOLERANCE:
             self._candidate = None
-            if abs(ratio - 1.0) > STEP_TOLERANCE and (previous is None or abs(raw / previous - 1.0) > STEP_TOLERANCE):
-                # a larger step is taken once a second fit agrees with it: one outlying fit (a
-                # move with another rhythm) would otherwise walk the estimate off, step by step
-                self.estimate = _replace(est, t=t, anchor=fit.anchor, confidence=fit.confidence, still=False)
-                return
             self.estimate = TempoEstimate(t, raw, fit.period, fit.anchor, fit.confidence, True, False,
                                           drift=fit.drift)
             return
