@@ -111,10 +111,6 @@ PHASE_KERNEL = 0.06
 PHASE_PRIOR = 0.25
 _OFFSETS = np.linspace(-0.5, 0.5, 101)[:-1]
 
-
-def _folded(err: float, m: float) -> float:
-    """``err`` taken modulo ``m``, into [-m/2, m/2): a phase error at a beat level of period ``m``."""
-    return (err + m / 2) % m - m / 2
 #: The dancer's period is fitted from the motion beats at the measured phase when they span at
 #: least this many beats and scatter by at most FIT_MAX_SCATTER of a beat around the line.
 FIT_MIN_SPAN_BEATS = 4
@@ -135,6 +131,12 @@ MAX_NUDGE = 0.015
 MAX_CATCH_UP = 0.12
 #: Phase errors above this fraction of a beat, twice running, are caught up faster.
 CATCH_UP_ERROR = 0.12
+
+
+
+def _folded(err: float, m: float) -> float:
+    """``err`` taken modulo ``m``, into [-m/2, m/2): a phase error at a beat level of period ``m``."""
+    return (err + m / 2) % m - m / 2
 
 
 class MovementMeter:

@@ -721,6 +721,13 @@ class TempoTracker:
             return True
         return False
 
+    def _with_bounce(self, env: np.ndarray, bounce: np.ndarray) -> np.ndarray | None:
+        """The autocorrelation the tempo is scored on: the onsets' and the bounce's together
+        (:func:`rhythm_autocorrelation`), or None (the onsets' alone) where the bounce is flat."""
+        if BOUNCE_WEIGHT > 0 and np.ptp(bounce) > 0:
+            return rhythm_autocorrelation([env, bounce], [1.0, BOUNCE_WEIGHT], self.rate)
+        return None
+
     def envelope(self, n: int | None = None) -> np.ndarray:
         """The last ``n`` onset values (all in the window if None)."""
         env = np.fromiter(self._env, dtype=np.float64, count=len(self._env))
@@ -747,9 +754,7 @@ class TempoTracker:
         self.updates += 1
         prior = est.bpm if est.locked else PRIOR_BPM
         bounce = np.fromiter(self._bounce, dtype=np.float64, count=len(self._bounce))
-        ac = None
-        if BOUNCE_WEIGHT > 0 and np.ptp(bounce) > 0:
-            ac = rhythm_autocorrelation([env, bounce], [1.0, BOUNCE_WEIGHT], self.rate)
+        ac = self._with_bounce(env, bounce)
         coarse, strength = rhythm_estimate(env, self.rate, prior_bpm=prior, ac=ac,
                                            prior_octaves=LOCKED_PRIOR_OCTAVES if est.locked else 1.0)
         n_recent = int(RECENT_RHYTHM_S * self.rate)
@@ -792,10 +797,7 @@ class TempoTracker:
             # does not yet; the fit then tries it on the recent motion beats (committed, as any
             # new tempo, only once it persisted)
             n_switch = int(SWITCH_WINDOW_S * self.rate)
-            ac_recent = None
-            if ac is not None and np.ptp(bounce[-n_switch:]) > 0:
-                ac_recent = rhythm_autocorrelation([env[-n_switch:], bounce[-n_switch:]],
-                                                   [1.0, BOUNCE_WEIGHT], self.rate)
+            ac_recent = self._with_bounce(env[-n_switch:], bounce[-n_switch:])
             fresh, fresh_strength = rhythm_estimate(env[-n_switch:], self.rate, ac=ac_recent)
             if fresh_strength >= SWITCH_STRENGTH and not any(
                     abs(fresh / (b * r) - 1.0) <= SWITCH_MIN_CHANGE
