@@ -130,9 +130,8 @@ def run(args) -> int:
         print(f"wrote {args.midi}: {st['beats']} beats, {st['notes']} notes"
               + ("" if any(s is not None for s in result.scores) else
                  f" (the {args.backend} backend has no score: tempo map only)"))
-    c = result.conductor
     print(f"wrote {args.output}: {len(result.audio) / result.sample_rate:.2f} s, "
-          f"{c.bar} bars, tempo {c.tracker.estimate.bpm:.1f} BPM, genre {c.effective_genre()[0]}")
+          + render_summary(result.conductor.status()))
     if args.mux:
         try:
             from ..camera import mux
@@ -145,6 +144,22 @@ def run(args) -> int:
             return 2
         print(f"wrote {args.mux}")
     return 0
+
+
+#: What each of the conductor's modes means to someone reading the render's summary.
+MODE_WORDS = {"following": "following the dancer", "holding": "holding its own tempo",
+              "locked": "at the operator's locked tempo", "idle": "idle at the end"}
+
+
+def render_summary(status: dict) -> str:
+    """What the render played, in words: the music's tempo (the band's, which is what a listener
+    hears) first, then the dancer's tempo as the tracker last saw it, and whether it had a beat."""
+    tempo = status["tempo"]
+    dance = (f"the dancer's beat {tempo['dance_bpm']:.1f} BPM" if tempo["locked"]
+             else f"no clear beat from the dancer (tracker at {tempo['dance_bpm']:.1f} BPM)")
+    mode = MODE_WORDS.get(tempo["mode"], tempo["mode"])
+    return (f"{status['bar']} bars, music at {tempo['bpm']:.1f} BPM, {mode}; {dance}; "
+            f"genre {status['genre']}")
 
 
 def midi_accents(result) -> list:
