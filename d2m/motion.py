@@ -66,6 +66,12 @@ MAX_INLIER_S = 0.12
 LOCK_UPDATES = 3
 #: Estimates within this relative difference of the committed tempo are followed at once.
 FOLLOW_TOLERANCE = 0.06
+#: ... but once a lock is older than STEP_AFTER_LOCK_S, a step of more than STEP_TOLERANCE only
+#: when the next fit agrees with it (within as much): one outlying fit (a move with another
+#: rhythm) would otherwise walk a settled estimate off, step by step. The first seconds of a
+#: lock are free, while the fit still refines the tempo it locked at.
+STEP_TOLERANCE = 0.03
+STEP_AFTER_LOCK_S = 4.0
 #: A larger tempo change is committed after it persists this long (s).
 COMMIT_AFTER_S = 1.5
 #: A half/double-tempo change is committed only after it persists this long (s).
@@ -682,6 +688,8 @@ class TempoTracker:
         self._since_update = 0
         self._agree = 0
         self._last_raw: float | None = None
+        self._previous_raw: float | None = None              # the last confident fit's tempo
+        self._locked_at: float | None = None                 # when the committed tempo was taken
         self._candidate: tuple[float, float] | None = None   # (bpm, since t)
         self.estimate = TempoEstimate(t=0.0, bpm=initial_bpm, period=60.0 / initial_bpm,
                                       anchor=0.0, confidence=0.0, locked=False, still=True)
@@ -837,6 +845,7 @@ class TempoTracker:
             return
         raw = 60.0 / fit.period
         self.raw_bpm = raw
+        previous, self._previous_raw = self._previous_raw, raw
         if not est.locked:
             if self._last_raw is not None and abs(raw / self._last_raw - 1) < 0.04:
                 self._agree += 1
@@ -844,6 +853,7 @@ class TempoTracker:
                 self._agree = 1
             self._last_raw = raw
             if self._agree >= LOCK_UPDATES:
+                self._locked_at = t
                 self.estimate = TempoEstimate(t, raw, fit.period, fit.anchor, fit.confidence, True, False)
             else:
                 self.estimate = _replace(est, t=t, confidence=fit.confidence, still=False)
@@ -851,6 +861,12 @@ class TempoTracker:
         ratio = raw / est.bpm
         if abs(ratio - 1.0) <= FOLLOW_TOLERANCE:
             self._candidate = None
+            settled = self._locked_at is not None and t - self._locked_at >= STEP_AFTER_LOCK_S
+            if (settled and abs(ratio - 1.0) > STEP_TOLERANCE
+                    and (previous is None or abs(raw / previous - 1.0) > STEP_TOLERANCE)):
+                self.estimate = _replace(est, t=t, anchor=fit.anchor, confidence=fit.confidence,
+                                         still=False)
+                return
             self.estimate = TempoEstimate(t, raw, fit.period, fit.anchor, fit.confidence, True, False,
                                           drift=fit.drift)
             return
@@ -860,6 +876,7 @@ class TempoTracker:
             wait = OCTAVE_COMMIT_AFTER_S if octave else COMMIT_AFTER_S
             if t - cand[1] >= wait:
                 self._candidate = None
+                self._locked_at = t
                 self.estimate = TempoEstimate(t, raw, fit.period, fit.anchor, fit.confidence, True, False)
                 return
             self._candidate = (raw, cand[1])

@@ -113,6 +113,47 @@ def test_a_sudden_new_tempo_is_seen_in_the_last_seconds_before_it_fills_the_wind
     assert _switch_time(before, after) > switched + 2.0
 
 
+def _track_with_outlying_fits(monkeypatch, outlying_updates, factor=1.05, seconds=20.0):
+    """The tracker on a clean 104 BPM dancer, with the real grid fit's tempo scaled by ``factor``
+    at the given update numbers (counted from the first fit): the outlying fits a real dancer's
+    move in another rhythm gives. Returns the committed tempo after each update."""
+    import dataclasses
+
+    import d2m.motion as motion
+    real_fit, calls = motion.fit_beat_grid, []
+
+    def fit(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
+        calls.append(None)
+        if result is not None and len(calls) in outlying_updates:
+            result = dataclasses.replace(result, period=result.period / factor)
+        return result
+
+    monkeypatch.setattr(motion, "fit_beat_grid", fit)
+    _tracker, history = _track(SyntheticDancer(tempo=104.0, seed=25, noise=0.003), seconds)
+    first_lock = next(e.t for e in history if e.locked)
+    return first_lock, [(e.t, e.bpm) for e in history if e.locked]
+
+
+def test_a_single_outlying_fit_does_not_walk_a_settled_tempo_off(monkeypatch):
+    import d2m.motion as motion
+    late = range(48, 53, 2)                       # updates 48, 50, 52: about 12 s in, one at a time
+    first_lock, locked = _track_with_outlying_fits(monkeypatch, late)
+    assert first_lock < 6.0
+    settled = [bpm for t, bpm in locked if t > first_lock + motion.STEP_AFTER_LOCK_S]
+    assert max(abs(b / 104.0 - 1.0) for b in settled) < 0.03, settled
+    # without the rule each of them is taken as the new tempo
+    monkeypatch.setattr(motion, "STEP_AFTER_LOCK_S", float("inf"))
+    _first, locked = _track_with_outlying_fits(monkeypatch, late)
+    assert max(abs(b / 104.0 - 1.0) for _t, b in locked) > 0.04
+
+
+def test_a_step_the_next_fit_confirms_is_followed_at_once(monkeypatch):
+    # two fits running at the new tempo: a real change within the follow band, taken at the second
+    _first, locked = _track_with_outlying_fits(monkeypatch, range(48, 200))
+    assert locked[-1][1] == pytest.approx(104.0 * 1.05, rel=0.015)
+
+
 def test_still_dancer_holds_the_last_tempo():
     curve = TempoCurve.constant(120.0)
     moving = SyntheticDancer(tempo=curve, seed=23, noise=0.003)
