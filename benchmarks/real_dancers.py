@@ -98,6 +98,15 @@ AUDIO_BEAT_ACTIVATION = 0.10
 #: F-measure tolerance (s) and start (s) for the videos (issue 10).
 F_TOLERANCE_S = 0.070
 F_START_S = 4.0
+#: The videos' F at chance, for scale: the mean F of a metronome over CHANCE_PHASES evenly
+#: spaced phases, at d2m's starting tempo (music that ignores the dancer) and at the
+#: soundtrack's own median tempo (the right tempo, any phase). With a +-70 ms window a
+#: metronome at a beat of 500 ms scores about 0.28 by chance.
+CHANCE_BPM = 120.0
+CHANCE_PHASES = 32
+#: Videos: the music's tempo is right when a beat interval's tempo is within this (relative)
+#: of the soundtrack's local tempo or an octave of it.
+TEMPO_TOLERANCE = 0.04
 #: AIST++ / synthetic: a beat is on the grid within this (s).
 GRID_TOLERANCE_S = 0.050
 #: Beats in a tempo span, and the tolerance of its tempo (relative).
@@ -172,6 +181,43 @@ def f_measure(estimated, reference, tol_s: float = F_TOLERANCE_S) -> float:
     except ImportError:
         from d2m.evaluation.metrics import beat_coverage_hit_tolerance  # noqa: PLC0415
         return float(beat_coverage_hit_tolerance(est, ref, tol_s=tol_s).f1)
+
+
+def chance_f(reference, *, start_s: float, end_s: float, bpm: float | None = None) -> float:
+    """Mean folded F of a metronome at ``bpm`` (None: the reference's median tempo) over
+    :data:`CHANCE_PHASES` evenly spaced phases: what a beat grid that ignores the dancer scores."""
+    ref = _arr(reference)
+    if ref.size < 2:
+        return math.nan
+    period = 60.0 / bpm if bpm else float(np.median(np.diff(ref)))
+    stop = min(end_s, float(ref[-1]) + period)
+    fs = [folded_f(np.arange(start_s + period * k / CHANCE_PHASES, stop, period), ref,
+                   start_s=start_s, end_s=end_s)["f"] for k in range(CHANCE_PHASES)]
+    return round(float(np.mean(fs)), 4)
+
+
+def tempo_share(beats, reference, *, start_s: float = F_START_S, end_s: float = math.inf,
+                tol: float = TEMPO_TOLERANCE, n: int = SPAN_BEATS) -> float | None:
+    """Share of the music's spans of ``n`` beat intervals (from ``start_s``) whose tempo is within
+    ``tol`` of the soundtrack's tempo over the same time (or its double or half): whether the
+    music plays the right tempo, whatever its phase. Spans, not single intervals: a judged beat
+    jitters by tens of ms, a few percent of one interval."""
+    b, ref = _arr(beats), _arr(reference)
+    b = b[(b >= start_s) & (b <= end_s)]
+    if b.size <= n or ref.size < 2:
+        return None
+    music = 60.0 * n / (b[n:] - b[:-n])
+    # the soundtrack's beat count over each span, read off its beat times by interpolation
+    count = np.interp(b, ref, np.arange(ref.size))
+    sound = 60.0 * (count[n:] - count[:-n]) / (b[n:] - b[:-n])
+    inside = (b[:-n] >= ref[0]) & (b[n:] <= ref[-1])
+    if not inside.any():
+        return None
+    ratio = music[inside] / sound[inside]
+    ok = np.zeros(ratio.size, dtype=bool)
+    for k in LEVELS:
+        ok |= np.abs(ratio / k - 1.0) <= tol
+    return round(float(ok.mean()), 4)
 
 
 def reference_levels(reference) -> dict[str, np.ndarray]:
@@ -678,7 +724,11 @@ def run_case(case: Case, opts: dict) -> dict:
     if case.kind == "video":
         out.update(one_person=case.one_person, reference_bpm=case.reference_bpm,
                    f_audio=folded_f(heard, case.reference, end_s=last),
-                   f_plan=folded_f(planned, case.reference, end_s=last))
+                   f_plan=folded_f(planned, case.reference, end_s=last),
+                   f_chance={"metronome": chance_f(case.reference, start_s=F_START_S, end_s=last,
+                                                   bpm=CHANCE_BPM),
+                             "soundtrack_tempo": chance_f(case.reference, start_s=F_START_S, end_s=last)},
+                   tempo_share=tempo_share(heard, case.reference, end_s=last))
     else:
         out["tempo_bpm"] = case.bpm
         if case.kind == "aist_splice":
@@ -761,7 +811,11 @@ def summarise(results: list[dict]) -> dict:
                                               median_start_s=_median([r["music_start_s"] for r in solo]))
         s["videos_median_f"] = _target(_median([r["f_audio"]["f"] for r in solo]), TARGET_MEDIAN_F,
                                        clips=len(solo), median_f_plan=_median([r["f_plan"]["f"] for r in solo]),
-                                       median_f_any_level=_median([r["f_audio"].get("f_any_level") for r in solo]))
+                                       median_f_any_level=_median([r["f_audio"].get("f_any_level") for r in solo]),
+                                       chance_metronome=_median([r.get("f_chance", {}).get("metronome") for r in solo]),
+                                       chance_soundtrack_tempo=_median(
+                                           [r.get("f_chance", {}).get("soundtrack_tempo") for r in solo]))
+        s["videos_median_tempo_share"] = _median([r.get("tempo_share") for r in solo])
         s["videos_median_music_share"] = _median([r["music_share"] for r in solo])
     if videos:
         s["videos_bars"] = {r["name"]: r["bars"] for r in videos}
@@ -820,6 +874,14 @@ def markdown(res: dict) -> str:
         rows.append(f"| Videos: median F, audio beats vs soundtrack (±70 ms, folded to the music's level by tempo, from 4 s) | "
                     f"{_num(d['value'], 3)} (planned beats {_num(d['median_f_plan'], 3)}; best of any level, "
                     f"which rewards off-beat music: {_num(d.get('median_f_any_level'), 3)}) | ≥ {TARGET_MEDIAN_F} | {_ok(d)} |")
+    if s.get("videos_median_f", {}).get("chance_metronome") is not None:
+        d = s["videos_median_f"]
+        rows.append(f"| Videos: the same F at chance (median; a metronome at {CHANCE_BPM:g} BPM, any phase / "
+                    f"at the soundtrack's own tempo, any phase) | {_num(d['chance_metronome'], 3)} / "
+                    f"{_num(d['chance_soundtrack_tempo'], 3)} | | |")
+    if s.get("videos_median_tempo_share") is not None:
+        rows.append(f"| Videos: median share of the music's beat intervals at the soundtrack's tempo "
+                    f"(within {TEMPO_TOLERANCE:.0%}, or an octave) | {_pct(s['videos_median_tempo_share'])} | | |")
     if "videos_median_music_share" in s:
         rows.append(f"| Videos: median share of the clip with music | {_pct(s['videos_median_music_share'])} | | |")
     for key, label in (("aist_loops_grid_share", "AIST++ loops 80–128 BPM: beats within 50 ms of the best grid"),
@@ -840,7 +902,8 @@ def markdown(res: dict) -> str:
             rows.append(f"| {name}: dance beats after the change until on the new tempo and grid | "
                         f"{a} (planned {p}) | about 8 | |")
     per = ["| clip | music starts (s) | music share | bars | F audio / plan (level) | "
-           "on grid audio / plan | spans within 2 % audio / plan | tempo: known → tracker |",
+           "on grid audio / plan | spans within 2 % audio / plan | tempo: known → tracker (videos: the music's, "
+           "and the share of its beats at the soundtrack's tempo) |",
            "|---|---|---|---|---|---|---|---|"]
     for r in res.get("cases", []):
         if "error" in r:
@@ -850,8 +913,12 @@ def markdown(res: dict) -> str:
         if r["set"] == "video":
             fa, fp = r["f_audio"], r["f_plan"]
             f = f"{fa['f']:.2f} / {fp['f']:.2f} ({fa['level']})"
+            if r.get("f_chance"):
+                f += f"; chance {_num(r['f_chance']['metronome'], 2)}"
             grid = spans = "–"
-            tempo = f"{_num(r['reference_bpm'], 0)} → {_num(r['final_bpm'], 0)}"
+            tempo = (f"{_num(r['reference_bpm'], 0)} → {_num(r['final_bpm'], 0)} "
+                     f"(music {_num(r.get('final_music_bpm'), 0)}; beats at the soundtrack's tempo "
+                     f"{_pct(r.get('tempo_share'))})")
         else:
             a, p = r["audio"], r["plan"]
             if r["set"] == "aist_splice":

@@ -87,6 +87,26 @@ def test_f_of_nothing_is_zero():
     assert rd.f_measure(grid(120, 5), []) == 0.0
 
 
+def test_f_at_chance_is_the_tolerance_window_over_the_beat():
+    # a metronome at the reference's tempo and any phase hits a +-70 ms window in 140 ms of each
+    # 500 ms beat: the F a beat grid that ignores the dancer scores by chance
+    ref = grid(120, 40)
+    assert rd.chance_f(ref, start_s=4.0, end_s=20.0) == pytest.approx(0.28, abs=0.02)
+    # at a tempo 10 % off the beats drift through the window at the same average rate
+    assert rd.chance_f(ref, start_s=4.0, end_s=20.0, bpm=132.0) == pytest.approx(0.28, abs=0.06)
+
+
+def test_tempo_share_counts_spans_at_the_soundtracks_tempo_or_an_octave():
+    ref = grid(120, 40)
+    assert rd.tempo_share(grid(120, 40) + 0.2, ref) == pytest.approx(1.0)   # right tempo, off phase
+    assert rd.tempo_share(grid(60, 40), ref) == pytest.approx(1.0)          # half time
+    assert rd.tempo_share(grid(112, 37), ref) == pytest.approx(0.0)         # 7 % slow
+    # right until 9.8 s, then 17 % slow: from 4 s on, 8 of the 27 four-beat spans lie in the first part
+    both = np.concatenate([grid(120, 20), 10.0 + grid(100, 20)[1:]])
+    assert rd.tempo_share(both, grid(120, 90)) == pytest.approx(8 / 27, abs=0.01)
+    assert rd.tempo_share([], ref) is None
+
+
 # --------------------------------------------------------------------------- grid and span shares
 
 def test_grid_measures_aligned_and_offset_grid():
