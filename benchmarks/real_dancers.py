@@ -104,8 +104,8 @@ F_START_S = 4.0
 #: metronome at a beat of 500 ms scores about 0.28 by chance.
 CHANCE_BPM = 120.0
 CHANCE_PHASES = 32
-#: Videos: the music's tempo is right when a beat interval's tempo is within this (relative)
-#: of the soundtrack's local tempo or an octave of it.
+#: Videos: the music's tempo is right where a span of SPAN_BEATS beat intervals is within this
+#: (relative) of the soundtrack's tempo over the same time, or of an octave of it.
 TEMPO_TOLERANCE = 0.04
 #: AIST++ / synthetic: a beat is on the grid within this (s).
 GRID_TOLERANCE_S = 0.050
@@ -880,8 +880,8 @@ def markdown(res: dict) -> str:
                     f"at the soundtrack's own tempo, any phase) | {_num(d['chance_metronome'], 3)} / "
                     f"{_num(d['chance_soundtrack_tempo'], 3)} | | |")
     if s.get("videos_median_tempo_share") is not None:
-        rows.append(f"| Videos: median share of the music's beat intervals at the soundtrack's tempo "
-                    f"(within {TEMPO_TOLERANCE:.0%}, or an octave) | {_pct(s['videos_median_tempo_share'])} | | |")
+        rows.append(f"| Videos: median share of the music's 4-beat spans at the soundtrack's tempo "
+                    f"(within {_pct(TEMPO_TOLERANCE)}, or an octave) | {_pct(s['videos_median_tempo_share'])} | | |")
     if "videos_median_music_share" in s:
         rows.append(f"| Videos: median share of the clip with music | {_pct(s['videos_median_music_share'])} | | |")
     for key, label in (("aist_loops_grid_share", "AIST++ loops 80–128 BPM: beats within 50 ms of the best grid"),
@@ -903,7 +903,7 @@ def markdown(res: dict) -> str:
                         f"{a} (planned {p}) | about 8 | |")
     per = ["| clip | music starts (s) | music share | bars | F audio / plan (level) | "
            "on grid audio / plan | spans within 2 % audio / plan | tempo: known → tracker (videos: the music's, "
-           "and the share of its beats at the soundtrack's tempo) |",
+           "and the share of its 4-beat spans at the soundtrack's tempo) |",
            "|---|---|---|---|---|---|---|---|"]
     for r in res.get("cases", []):
         if "error" in r:
@@ -917,7 +917,7 @@ def markdown(res: dict) -> str:
                 f += f"; chance {_num(r['f_chance']['metronome'], 2)}"
             grid = spans = "–"
             tempo = (f"{_num(r['reference_bpm'], 0)} → {_num(r['final_bpm'], 0)} "
-                     f"(music {_num(r.get('final_music_bpm'), 0)}; beats at the soundtrack's tempo "
+                     f"(music {_num(r.get('final_music_bpm'), 0)}; spans at the soundtrack's tempo "
                      f"{_pct(r.get('tempo_share'))})")
         else:
             a, p = r["audio"], r["plan"]

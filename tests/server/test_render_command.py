@@ -5,8 +5,9 @@ import re
 import subprocess
 import sys
 
-from d2m.dancer import SyntheticDancer
 from d2m_server.commands.render import render_summary
+
+from d2m.dancer import SyntheticDancer
 
 
 def _status(bpm: float, dance_bpm: float, locked: bool, mode: str) -> dict:
