@@ -206,7 +206,7 @@ def tempo_share(beats, reference, *, start_s: float = F_START_S, end_s: float = 
     b = b[(b >= start_s) & (b <= end_s)]
     if b.size <= n or ref.size < 2:
         return None
-    music = 60.0 * n / (b[n:] - b[:-n])
+    music = span_tempi(b, n)
     # the soundtrack's beat count over each span, read off its beat times by interpolation
     count = np.interp(b, ref, np.arange(ref.size))
     sound = 60.0 * (count[n:] - count[:-n]) / (b[n:] - b[:-n])

@@ -133,7 +133,6 @@ MAX_CATCH_UP = 0.12
 CATCH_UP_ERROR = 0.12
 
 
-
 def _folded(err: float, m: float) -> float:
     """``err`` taken modulo ``m``, into [-m/2, m/2): a phase error at a beat level of period ``m``."""
     return (err + m / 2) % m - m / 2

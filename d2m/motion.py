@@ -687,7 +687,6 @@ class TempoTracker:
         self._last_k: int | None = None
         self._since_update = 0
         self._agree = 0
-        self._last_raw: float | None = None
         self._previous_raw: float | None = None              # the last confident fit's tempo
         self._locked_at: float | None = None                 # when the committed tempo was taken
         self._candidate: tuple[float, float] | None = None   # (bpm, since t)
@@ -847,11 +846,10 @@ class TempoTracker:
         self.raw_bpm = raw
         previous, self._previous_raw = self._previous_raw, raw
         if not est.locked:
-            if self._last_raw is not None and abs(raw / self._last_raw - 1) < 0.04:
+            if previous is not None and abs(raw / previous - 1) < 0.04:
                 self._agree += 1
             else:
                 self._agree = 1
-            self._last_raw = raw
             if self._agree >= LOCK_UPDATES:
                 self._locked_at = t
                 self.estimate = TempoEstimate(t, raw, fit.period, fit.anchor, fit.confidence, True, False)

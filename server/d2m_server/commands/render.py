@@ -146,18 +146,16 @@ def run(args) -> int:
     return 0
 
 
-#: What each of the conductor's modes means to someone reading the render's summary.
-MODE_WORDS = {"following": "following the dancer", "holding": "holding its own tempo",
-              "locked": "at the operator's locked tempo", "idle": "idle at the end"}
-
-
 def render_summary(status: dict) -> str:
     """What the render played, in words: the music's tempo (the band's, which is what a listener
     hears) first, then the dancer's tempo as the tracker last saw it, and whether it had a beat."""
+    from d2m.conductor import FOLLOWING, HOLDING, IDLE_MODE, LOCKED   # (d2m loads on use: a quick CLI)
+    words = {FOLLOWING: "following the dancer", HOLDING: "holding its own tempo",
+             LOCKED: "at the operator's locked tempo", IDLE_MODE: "idle at the end"}
     tempo = status["tempo"]
     dance = (f"the dancer's beat {tempo['dance_bpm']:.1f} BPM" if tempo["locked"]
              else f"no clear beat from the dancer (tracker at {tempo['dance_bpm']:.1f} BPM)")
-    mode = MODE_WORDS.get(tempo["mode"], tempo["mode"])
+    mode = words.get(tempo["mode"], tempo["mode"])
     return (f"{status['bar']} bars, music at {tempo['bpm']:.1f} BPM, {mode}; {dance}; "
             f"genre {status['genre']}")
 
